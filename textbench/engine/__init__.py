@@ -1,0 +1,1 @@
+"""The shared engine: training loop, evaluation cadence, checkpoints, run directories, replay."""

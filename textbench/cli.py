@@ -1,0 +1,194 @@
+"""Command line: ``textbench run | list | generate | eval | data`` (+ report commands)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import TextbenchError
+
+
+def _clean_errors(fn):
+    """Every TextbenchError becomes one line on stderr and exit status 2 (never a traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TextbenchError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted; resume with --resume", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        return _clean_errors(super().invoke)(ctx)
+
+
+@click.group(cls=_Group)
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), help="data directory (sets TEXTBENCH_DATA)")
+@click.version_option(package_name="textbench")
+def main(data_dir):
+    """textbench: benchmark training algorithms of text generators (CoT, MLE, GANs)."""
+    if data_dir:
+        os.environ["TEXTBENCH_DATA"] = str(Path(data_dir).resolve())
+
+
+@main.command()
+@click.option("--algo", required=True, help="algorithm name (see `textbench list`)")
+@click.option("--suite", required=True, help="suite name (see `textbench list`)")
+@click.option("--profile", default="quick", show_default=True, help="quick | paper")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override any setting (repeatable)")
+@click.option("--oracle", type=click.Choice(["seqgan", "seeded"]), help="synthetic suite: shortcut for --set oracle=...")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="default: results/runs/<suite>/<algo>/<profile>-seed<N>")
+@click.option("--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False))
+@click.option("--resume", is_flag=True, help="continue the run from its last checkpoint")
+@click.option("--force", is_flag=True, help="delete an existing run directory and start over")
+@click.option("--stop-at-step", type=int, help="stop (resumably) after this many steps")
+@click.option("--no-progress", is_flag=True, help="no progress bar")
+def run(algo, suite, profile, seed, overrides, oracle, run_dir, results_root, resume, force, stop_at_step, no_progress):
+    """Train ALGO on SUITE, evaluating and checkpointing as it goes."""
+    from .engine.loop import Run, train
+
+    overrides = list(overrides) + ([f"oracle={oracle}"] if oracle else [])
+    r = Run(algo, suite, profile, seed, overrides, Path(run_dir) if run_dir else None, Path(results_root))
+    click.echo(f"run {r.run_dir}  ({algo} on {suite}, profile {profile}, seed {seed})")
+    summary = train(r, resume=resume, force=force, progress=not no_progress, stop_at_step=stop_at_step)
+    final = " | ".join(f"{k} {v:.4f}" for k, v in summary["final"].items())
+    state = "complete" if summary["complete"] else f"stopped at step {summary['steps']} (resume with --resume)"
+    click.echo(f"{state}: {final}  [{summary['wall_s']:.1f}s]")
+    click.echo(f"settings: {json.dumps(summary.get('suite_signature', {}))}; eval_samples {summary.get('eval_samples')}")
+
+
+@main.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def list_(as_json):
+    """Every algorithm, suite, metric and profile, with a one-line description."""
+    from .registry import ALGORITHMS, METRICS, PROFILES, SUITES
+
+    table = {
+        kind: {e.name: e.description for e in reg.entries()}
+        for kind, reg in (("algorithms", ALGORITHMS), ("suites", SUITES), ("metrics", METRICS), ("profiles", PROFILES))
+    }
+    if as_json:
+        click.echo(json.dumps(table, indent=2))
+        return
+    for kind, entries in table.items():
+        click.echo(f"{kind}:")
+        width = max(map(len, entries), default=0)
+        for name, desc in entries.items():
+            click.echo(f"  {name:<{width}}  {desc}")
+
+
+@main.command()
+@click.option("--algo", required=True)
+@click.option("--suite", required=True)
+@click.option("--profile", default="quick", show_default=True)
+def settings(algo, suite, profile):
+    """The fully resolved settings of ALGO on SUITE under PROFILE (what --set can change)."""
+    from .engine.loop import resolve_settings
+
+    click.echo(json.dumps(resolve_settings(algo, suite, profile), indent=2, sort_keys=True))
+
+
+@main.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False), help="a run directory")
+@click.option("-n", "num", default=100, show_default=True, type=int)
+@click.option("--temperature", default=1.0, show_default=True, type=float, help="sample softmax(logits / T)")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), help="default: the run's last checkpoint")
+@click.option("--out", type=click.Path(dir_okay=False), help="write here (atomically) instead of stdout")
+def generate(run_dir, num, temperature, seed, checkpoint, out):
+    """Sample N sequences from a run's checkpoint."""
+    import torch
+
+    from .engine.loop import load_generator
+    from .io import atomic_write_text
+
+    if num < 1:
+        raise TextbenchError("-n must be at least 1")
+    suite, generator, _cfg = load_generator(Path(run_dir), Path(checkpoint) if checkpoint else None)
+    samples = generator.sample(num, torch.Generator().manual_seed(seed), temperature=temperature)
+    text = "\n".join(suite.format_samples(samples)) + "\n"
+    if out:
+        atomic_write_text(out, text)
+        click.echo(f"wrote {num} samples to {out}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command(name="eval")
+@click.option("--suite", help="score against a suite (synthetic: NLL_oracle; text suites: BLEU, Self-BLEU, ...)")
+@click.option("--samples", required=True, type=click.Path(dir_okay=False), help="samples file, one sequence per line")
+@click.option("--references", type=click.Path(dir_okay=False), help="reference text file (instead of --suite)")
+@click.option("--metrics", default="bleu-2,bleu-3,bleu-4,bleu-5", show_default=True, help="with --references")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="suite settings (e.g. oracle=seeded)")
+@click.option("--json", "as_json", is_flag=True)
+def eval_(suite, samples, references, metrics, overrides, as_json):
+    """Score a samples file."""
+    if bool(suite) == bool(references):
+        raise TextbenchError("give exactly one of --suite or --references")
+    if references:
+        from .metrics.bleu import score_files
+
+        scores = score_files(references, samples, [m.strip() for m in metrics.split(",") if m.strip()])
+        result = {name: s.value for name, s in scores.items()}
+        signatures = {name: str(s.signature) if not isinstance(s.signature, dict) else s.signature for name, s in scores.items()}
+    else:
+        from .config import apply_overrides
+        from .registry import SUITES
+
+        suite_cls = SUITES.get(suite)
+        s = suite_cls(apply_overrides(dict(suite_cls.defaults), list(overrides)))
+        result = s.evaluate_samples(s.read_samples(samples))
+        signatures = {"suite": s.signature(), "samples": str(samples)}
+    if as_json:
+        click.echo(json.dumps({"metrics": result, "signatures": signatures}, indent=2, default=str))
+        return
+    for k, v in result.items():
+        click.echo(f"{k:<16} {v:.6f}" if isinstance(v, float) and math.isfinite(v) else f"{k:<16} {v}")
+    click.echo(f"signature: {json.dumps(signatures, default=str)}")
+
+
+@main.group()
+def data():
+    """Benchmark data files: verify or fetch."""
+
+
+@data.command()
+def verify():
+    """Check every data file's SHA-256 (missing files are listed, not fatal)."""
+    from . import data as d
+
+    missing = 0
+    for rel in d.FILES:
+        try:
+            click.echo(f"ok       {d.locate(rel)}")
+        except TextbenchError as e:
+            missing += 1
+            click.echo(f"missing  {rel}: {e}")
+    sys.exit(1 if missing else 0)
+
+
+@data.command()
+@click.option("--dest", type=click.Path(file_okay=False), help="default: $TEXTBENCH_DATA or the user data dir")
+def fetch(dest):
+    """Download the upstream files at pinned commits, verify SHA-256, convert the oracle to npz."""
+    from . import data as d
+
+    d.fetch(Path(dest) if dest else None, log=click.echo)
+
+
+# Report commands (leaderboard, plot, regress) are registered below.

@@ -1,0 +1,170 @@
+"""The one-layer LSTM language model used as oracle, generator and mediator.
+
+Per step t, with x_t the embedding of the previous token (the start token's embedding at t = 1) and
+h_0 = c_0 = 0 (protocol §1.1, SeqGAN's TARGET_LSTM):
+
+    i = σ(x Wi + h Ui + bi)    f = σ(x Wf + h Uf + bf)    o = σ(x Wog + h Uog + bog)
+    g = tanh(x Wc + h Uc + bc)    c = f ⊙ c + i ⊙ g    h = o ⊙ tanh(c)
+    logits_t = h Wo + bo,    G(x_t | x_<t) = softmax(logits_t)
+
+These are exactly PyTorch's ``nn.LSTM`` equations (gate order i, f, g, o), so the model is a plain
+``nn.Embedding`` → ``nn.LSTM`` → ``nn.Linear``; the oracle's single TF bias goes into ``bias_ih`` with
+``bias_hh`` = 0.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import TextbenchError
+
+
+class LSTMLM(nn.Module):
+    """Autoregressive LSTM over a fixed vocabulary and a fixed sequence length."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        emb_dim: int,
+        hidden_dim: int,
+        seq_len: int,
+        start_token: int = 0,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.seq_len = seq_len
+        self.start_token = start_token
+        self.dropout = dropout  # on h_t before the output layer, only in train() mode (CoT mediator)
+        self.embedding = nn.Embedding(vocab_size, emb_dim)
+        self.lstm = nn.LSTM(emb_dim, hidden_dim, batch_first=True)
+        self.output = nn.Linear(hidden_dim, vocab_size)
+
+    # -- initialisations -------------------------------------------------------------------------
+    def init_normal_(self, std: float, generator: torch.Generator) -> "LSTMLM":
+        """Every tensor ~ N(0, std²) (SeqGAN/CoT ``init_matrix``), with ``bias_hh`` = 0 (one TF bias)."""
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if name.startswith("lstm.bias_hh"):
+                    p.zero_()
+                else:
+                    p.copy_(torch.randn(p.shape, generator=generator) * std)
+        return self
+
+    def init_mediator_(self, std: float, generator: torch.Generator) -> "LSTMLM":
+        """CoT mediator: embedding and output N(0, std²); each gate's LSTM kernel orthogonal; biases 0."""
+        with torch.no_grad():
+            self.embedding.weight.copy_(torch.randn(self.embedding.weight.shape, generator=generator) * std)
+            self.output.weight.copy_(torch.randn(self.output.weight.shape, generator=generator) * std)
+            self.output.bias.copy_(torch.randn(self.output.bias.shape, generator=generator) * std)
+            hidden = self.lstm.hidden_size
+            for w in (self.lstm.weight_ih_l0, self.lstm.weight_hh_l0):
+                for gate in range(4):
+                    block = w[gate * hidden : (gate + 1) * hidden]
+                    block.copy_(_orthogonal(block.shape, generator))
+            self.lstm.bias_ih_l0.zero_()
+            self.lstm.bias_hh_l0.zero_()
+        return self
+
+    # -- teacher-forced scoring ------------------------------------------------------------------
+    def inputs_for(self, x: torch.Tensor) -> torch.Tensor:
+        """Teacher-forcing inputs (start, x_1, ..., x_{L-1}) for targets (x_1, ..., x_L)."""
+        start = torch.full((x.shape[0], 1), self.start_token, dtype=x.dtype, device=x.device)
+        return torch.cat([start, x[:, :-1]], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits [B, L, V] of G(· | x_<t) for every position t of the target sequences ``x`` [B, L]."""
+        self.check_ids(x)
+        h, _ = self._lstm(self.embedding(self.inputs_for(x)))
+        if self.training and self.dropout > 0:
+            h = F.dropout(h, self.dropout, training=True)
+        return self.output(h)
+
+    def _lstm(self, inputs: torch.Tensor, state=None):
+        """``nn.LSTM``, but without oneDNN (mkldnn) when no gradient is needed: on CPU its inference
+        path costs ~20 ms per call at these sizes, over 100x the native kernel (profiled; see
+        benchmarks/). With gradients the oneDNN path is the faster one and is kept."""
+        if torch.is_grad_enabled() or inputs.device.type != "cpu" or not torch._C._get_mkldnn_enabled():
+            return self.lstm(inputs, state)
+        torch._C._set_mkldnn_enabled(False)
+        try:
+            return self.lstm(inputs, state)
+        finally:
+            torch._C._set_mkldnn_enabled(True)
+
+    def log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """ln G(v | x_<t) for every position and every vocabulary entry: [B, L, V]."""
+        return torch.log_softmax(self(x), dim=-1)
+
+    def token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """ln G(x_t | x_<t) of the observed tokens: [B, L]."""
+        return self.log_probs(x).gather(-1, x.unsqueeze(-1)).squeeze(-1)
+
+    def check_ids(self, x: torch.Tensor) -> None:
+        if x.dim() != 2:
+            raise TextbenchError(f"expected token ids of shape [batch, length], got {tuple(x.shape)}")
+        if x.dtype not in (torch.int64, torch.int32):
+            raise TextbenchError(f"expected integer token ids, got {x.dtype}")
+        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.vocab_size):
+            raise TextbenchError(
+                f"token id out of range [0, {self.vocab_size}): min {int(x.min())}, max {int(x.max())}"
+            )
+
+    # -- sampling --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator,
+        temperature: float = 1.0,
+        batch_size: int = 2048,
+    ) -> torch.Tensor:
+        """Ancestral sampling of ``n`` sequences [n, L], in batches, by inverse-CDF sampling.
+
+        x_t ~ softmax(logits_t / T); one uniform per token, located in the cumulative sums of the
+        unnormalised probabilities (``sample_categorical``): the same distribution as
+        ``torch.multinomial`` at a fraction of the cost.
+        """
+        if temperature <= 0:
+            raise TextbenchError(f"temperature must be > 0, got {temperature}")
+        was_training = self.training
+        self.eval()
+        out = []
+        device = self.output.weight.device
+        for start in range(0, n, batch_size):
+            b = min(batch_size, n - start)
+            tok = torch.full((b, 1), self.start_token, dtype=torch.long, device=device)
+            state = None
+            seq = torch.empty((b, self.seq_len), dtype=torch.long, device=device)
+            for t in range(self.seq_len):
+                h, state = self._lstm(self.embedding(tok), state)
+                logits = self.output(h[:, 0])
+                if temperature != 1.0:
+                    logits = logits / temperature
+                tok = sample_categorical(logits, generator).unsqueeze(1)
+                seq[:, t] = tok[:, 0]
+            out.append(seq)
+        self.train(was_training)
+        return torch.cat(out, dim=0) if out else torch.empty((0, self.seq_len), dtype=torch.long)
+
+
+def sample_categorical(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One draw per row of softmax(logits) [B, V] by inverse CDF.
+
+    With C_k = Σ_{v≤k} softmax(logits)_v, draw u ~ U[0, C_V) and return the smallest k with C_k > u
+    (``searchsorted``, right side); a token of zero probability (C_k = C_{k−1}) is never returned.
+    Scaling u by C_V absorbs the rounding of the float32 cumulative sum.
+    """
+    cdf = torch.softmax(logits, dim=-1).cumsum_(dim=-1)
+    u = torch.rand((logits.shape[0], 1), generator=generator, device=logits.device, dtype=cdf.dtype)
+    idx = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
+    return idx.clamp_(max=logits.shape[-1] - 1).squeeze(1)
+
+
+def _orthogonal(shape: tuple[int, int], generator: torch.Generator) -> torch.Tensor:
+    a = torch.randn(shape, generator=generator)
+    q, r = torch.linalg.qr(a if shape[0] >= shape[1] else a.T)
+    q = q * torch.sign(torch.diagonal(r)).unsqueeze(0)
+    return q if shape[0] >= shape[1] else q.T
