@@ -192,3 +192,12 @@ def fetch(dest):
 
 
 # Report commands (leaderboard, plot, regress) are registered below.
+from .reports.commands import leaderboard_cmd, plot_cmd, regress_cmd
+
+main.add_command(leaderboard_cmd, "leaderboard")
+main.add_command(plot_cmd, "plot")
+main.add_command(regress_cmd, "regress")
+
+
+if __name__ == "__main__":
+    main()
