@@ -1,0 +1,76 @@
+"""Plots: seed aggregation of curves, PNG files written and non-empty, CLI commands."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from test_leaderboard import make_runs, write_run  # noqa: E402
+
+from textbench.errors import TextbenchError  # noqa: E402
+from textbench.reports import plots  # noqa: E402
+from textbench.reports.commands import leaderboard_cmd, plot_cmd  # noqa: E402
+from textbench.reports.leaderboard import load_runs  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    root = tmp_path_factory.mktemp("plots")
+    runs_dir = make_runs(root / "runs")
+    runs = [r for r in load_runs(runs_dir) if r.profile == "paper"]  # quick runs: the same figures again
+    written = plots.plot_all(runs_dir, root / "plots", runs=runs, dpi=50)  # low resolution: faster
+    return root, written
+
+
+def test_all_figures_written_and_non_empty(rendered):
+    root, written = rendered
+    names = sorted(p.name for p in written)
+    assert names == sorted([
+        "synthetic-paper-vs-step.png", "synthetic-paper-vs-wall.png", "synthetic-paper-cot-bnll-vs-jsd.png",
+        "emnlp-paper-vs-step.png", "emnlp-paper-vs-wall.png",
+    ])
+    for p in written:
+        data = p.read_bytes()
+        assert data[:8] == PNG_MAGIC and len(data) > 10_000, p
+    assert not list((root / "plots").glob(".*"))  # no temporary files left
+
+
+def test_seed_curves_mean_min_max_by_hand(tmp_path):
+    root = tmp_path / "runs"
+    for seed, vals, wall in ((1, [10.0, 9.0, np.nan], [0, 10, 20]), (2, [10.0, 8.0, 7.0], [0, 30, 40])):
+        write_run(root, "synthetic", "cot", "paper", seed, {"step": [0, 100, 200], "wall_s": wall, "nll_oracle": vals})
+    c = plots.seed_curves(load_runs(root), "nll_oracle").set_index("step")
+    assert c.loc[100, "mean"] == 8.5 and c.loc[100, "min"] == 8.0 and c.loc[100, "max"] == 9.0
+    assert c.loc[100, "n"] == 2 and c.loc[100, "wall_s"] == 20.0
+    assert c.loc[200, "mean"] == 7.0 and c.loc[200, "n"] == 1  # the empty cell is skipped
+    assert plots.plot_bnll_vs_jsd(load_runs(root), "synthetic", "paper", tmp_path / "p") is None  # no bnll
+
+
+def test_no_complete_runs_is_an_error(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, "synthetic", "cot", "paper", 1, {"step": [0, 1], "wall_s": [0, 1], "nll_oracle": [2, 1]},
+              complete=False)
+    with pytest.raises(TextbenchError, match="no complete runs"):
+        plots.plot_all(root, tmp_path / "p")
+
+
+def test_cli_plot_and_leaderboard(tmp_path):
+    runs_dir = tmp_path / "runs"
+    write_run(runs_dir, "emnlp", "cot", "paper", 1, {"step": [0, 10, 20], "wall_s": [0, 1, 2],
+                                                      "nll_test": [5.0, 3.0, 2.5], "bleu-2": [np.nan, 0.7, 0.78]})
+    res = CliRunner().invoke(plot_cmd, ["--runs", str(runs_dir), "--out", str(tmp_path / "plots"), "--suite", "emnlp"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "plots" / "emnlp-paper-vs-step.png").stat().st_size > 0
+    res = CliRunner().invoke(leaderboard_cmd, ["--runs", str(runs_dir), "--out", str(tmp_path / "lb"), "--format", "md"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "lb" / "table2.md").is_file() and not (tmp_path / "lb" / "table2.csv").exists()
+    res = CliRunner().invoke(plot_cmd, ["--runs", str(tmp_path / "missing")])
+    assert isinstance(res.exception, TextbenchError)

@@ -1,0 +1,302 @@
+"""Regress: tolerances, missing runs, claims, integrity (hand edits), replay (with a fake replay), CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from test_leaderboard import make_runs, write_run  # noqa: E402
+
+from textbench.errors import TextbenchError  # noqa: E402
+from textbench.reports import regress as rg  # noqa: E402
+from textbench.reports.commands import regress_cmd  # noqa: E402
+from textbench.reports.leaderboard import load_run, load_runs, read_metrics_csv  # noqa: E402
+
+NAN = np.nan
+
+
+def cot_rows(final_oracle: float = 8.19) -> dict:
+    """A CoT run matching every checked published CoT value (Table 1 and the README points)."""
+    return {
+        "step": [0, 100, 156, 200, 1000, 2000],
+        "wall_s": [0.0, 10.0, 15.6, 20.0, 100.0, 200.0],
+        "nll_oracle": [11.43, 10.48, NAN, 10.39, 9.0, final_oracle],
+        "nll_test": [8.52, 7.94, NAN, 7.87, 7.54, 8.03],
+        "cot_jsd": [8.37, NAN, 7.33, NAN, NAN, NAN],
+        "jsd": [0.68, 0.5, NAN, 0.45, 0.2, 0.1],
+        "bnll": [NAN, 7.5, NAN, 7.4, 7.0, 6.9],
+    }
+
+
+def mle_rows() -> dict:
+    return {
+        "step": [0, 100, 200, 300],
+        "wall_s": [0.0, 5.0, 10.0, 15.0],
+        "nll_oracle": [10.17, 9.43, 9.6, 9.08],  # best sum at step 100: 9.43 + 7.67
+        "nll_test": [8.52, 7.67, 7.60, 8.97],
+        "jsd": [0.68, 0.4, 0.38, 0.3],
+    }
+
+
+def matched_runs(root: Path, cot_final_oracle: float = 8.19, profile: str = "paper", **kw) -> Path:
+    for seed in (1, 2):
+        write_run(root, "synthetic", "cot", profile, seed, cot_rows(cot_final_oracle), **kw)
+    write_run(root, "synthetic", "mle", profile, 1, mle_rows(), **kw)
+    return root
+
+
+def identity_replay(run_dir: Path, max_evals: int) -> pd.DataFrame:
+    """A fake replay that reproduces the committed rows of steps 0..K evaluations like the engine's does:
+    timing columns differ, and columns that are empty throughout the replayed rows are absent."""
+    df = read_metrics_csv(run_dir / "metrics.csv").iloc[: max_evals + 1]
+    return df.assign(wall_s=df["wall_s"] * 1.7 + 0.3).dropna(axis=1, how="all")
+
+
+def by_check(report: rg.RegressReport, kind: str, contains: str) -> list[rg.Check]:
+    return [c for c in report.checks if c.kind == kind and contains in c.check]
+
+
+def test_within_tolerance_edges():
+    assert rg.within(8.34, 8.19, 0.15)  # upper edge passes despite float rounding
+    assert rg.within(8.04, 8.19, 0.15)  # lower edge
+    assert not rg.within(8.3401, 8.19, 0.15)
+    assert not rg.within(8.0399, 8.19, 0.15)
+
+
+def test_matched_runs_pass_and_absent_ones_are_missing(tmp_path):
+    root = matched_runs(tmp_path / "runs")
+    rep = rg.regress(root, replay=identity_replay)
+    assert not rep.failed, rep.format()
+    (c,) = by_check(rep, "published", "synthetic/cot nll_oracle final [T1]")
+    assert c.status == "pass" and c.published == "8.19" and c.ours.startswith("8.190")
+    assert by_check(rep, "published", "synthetic/cot cot_jsd at_step@156")[0].status == "pass"
+    assert by_check(rep, "published", "synthetic/mle nll_oracle best_sum")[0].status == "pass"
+    rank = by_check(rep, "published", "synthetic/rankgan")
+    assert rank and all(c.status == "missing" and c.ours == "—" for c in rank)
+    assert all(c.status == "missing" for c in by_check(rep, "published", "emnlp/"))
+    assert by_check(rep, "claim", "cot < mle, nll_oracle final")[0].status == "pass"
+    assert by_check(rep, "claim", "cot < seqgan")[0].status == "missing"
+    assert all(c.status == "pass" for c in rep.checks if c.kind in ("integrity", "replay"))
+    assert rep.exit_code() == 0 and rep.exit_code(fail_on_missing=True) == 1
+    text = rep.format()
+    assert "missing" in text and "pass" in text and "fail" in text.splitlines()[-1]
+
+
+@pytest.mark.parametrize("final, status", [(8.34, "pass"), (8.04, "pass"), (8.35, "fail"), (8.03, "fail")])
+def test_tolerance_applied_to_runs(tmp_path, final, status):
+    root = matched_runs(tmp_path / "runs", cot_final_oracle=final)
+    rep = rg.regress(root, do_replay=False)
+    (c,) = by_check(rep, "published", "synthetic/cot nll_oracle final [T1]")
+    assert c.status == status, c
+
+
+def test_quick_runs_never_pass_published_numbers(tmp_path):
+    root = matched_runs(tmp_path / "runs", profile="quick")
+    rep = rg.regress(root, do_replay=False)
+    pubs = [c for c in rep.checks if c.kind == "published"]
+    assert pubs and all(c.status == "missing" for c in pubs)
+    (c,) = by_check(rep, "published", "synthetic/cot nll_oracle final [T1]")
+    assert "paper-scale run absent" in c.note
+    claim = by_check(rep, "claim", "cot < mle, nll_oracle final")[0]
+    assert claim.status == "missing" and "paper-scale run absent" in claim.note
+    assert not rep.failed
+
+
+def test_profile_quick_checks_only_the_scale_free_claims(tmp_path):
+    root = matched_runs(tmp_path / "runs", profile="quick")
+    # a quick MaliGAN run that got worse than the untrained model: the learning claim fails
+    write_run(root, "synthetic", "maligan", "quick", 1, {"step": [0, 10], "wall_s": [0, 1],
+                                                          "nll_oracle": [10.0, 10.5], "nll_test": [8.5, 8.4]})
+    rep = rg.regress(root, profile="quick", do_replay=False)
+    assert not [c for c in rep.checks if c.kind == "published"]
+    assert any("paper-scale" in n for n in rep.notes)
+    claims = [c for c in rep.checks if c.kind == "claim"]
+    assert claims and not any("cot < mle" in c.check for c in claims)
+    (bad,) = by_check(rep, "claim", "maligan: nll_oracle final < nll_oracle initial")
+    assert bad.status == "fail" and rep.exit_code() == 1
+    assert by_check(rep, "claim", "cot: nll_oracle final < nll_oracle initial")[0].status == "pass"
+
+
+def test_claim_fails_when_ordering_is_reversed(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, "synthetic", "cot", "paper", 1, cot_rows(9.5))
+    write_run(root, "synthetic", "mle", "paper", 1, mle_rows())
+    rep = rg.regress(root, do_replay=False)
+    (c,) = by_check(rep, "claim", "cot < mle, nll_oracle final")
+    assert c.status == "fail" and c.published == "8.19 < 9.08" and c.ours == "9.500 < 9.080"
+
+
+def test_other_oracle_is_not_compared(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, "synthetic", "cot", "paper", 1, cot_rows(), settings={"oracle": "texygen"})
+    rep = rg.regress(root, do_replay=False)
+    (c,) = by_check(rep, "published", "synthetic/cot nll_oracle final [T1]")
+    assert c.status == "missing" and "oracle" in c.note
+
+
+def test_missing_metric_and_step_are_missing(tmp_path):
+    root = tmp_path / "runs"
+    rows = cot_rows()
+    del rows["cot_jsd"]
+    write_run(root, "synthetic", "cot", "paper", 1, rows)
+    rep = rg.regress(root, do_replay=False)
+    c = by_check(rep, "published", "cot_jsd at_step@156")[0]
+    assert c.status == "missing" and "no evaluation" in c.note
+
+
+# ------------------------------------------------------------------------------------------------
+# Integrity and replay
+# ------------------------------------------------------------------------------------------------
+
+
+def test_replay_matching_fake_passes_and_timing_is_ignored(tmp_path):
+    d = write_run(tmp_path / "runs", "synthetic", "cot", "paper", 1, cot_rows())
+    c = rg.check_replay(load_run(d), 2, identity_replay)
+    assert c.status == "pass" and c.ours == "3 rows identical"
+    assert rg.check_replay(load_run(d), 0, identity_replay).ours == "6 rows identical"  # 0 = whole run
+
+
+def test_replay_changed_number_fails(tmp_path):
+    d = write_run(tmp_path / "runs", "synthetic", "cot", "paper", 1, cot_rows())
+
+    def drifting(run_dir, k):
+        df = identity_replay(run_dir, k)
+        df.loc[1, "nll_test"] = np.nextafter(df.loc[1, "nll_test"], 100.0)  # one ulp: still a mismatch
+        return df
+
+    c = rg.check_replay(load_run(d), 2, drifting)
+    assert c.status == "fail" and "step 100, nll_test" in c.note
+
+
+def test_replay_nan_vs_number_columns_and_short_replays_fail(tmp_path):
+    d = write_run(tmp_path / "runs", "synthetic", "cot", "paper", 1, cot_rows())
+    run = load_run(d)
+    assert rg.check_replay(run, 2, lambda p, k: identity_replay(p, k).assign(cot_jsd=1.0)).status == "fail"
+    dropped = rg.check_replay(run, 2, lambda p, k: identity_replay(p, k).drop(columns="bnll"))
+    assert dropped.status == "fail" and "bnll: committed 7.5 != replayed empty" in dropped.note
+    assert "expected 4" in rg.check_replay(run, 3, lambda p, k: identity_replay(p, 1)).note
+
+    def boom(p, k):
+        raise RuntimeError("CUDA error")
+
+    c = rg.check_replay(run, 2, boom)
+    assert c.status == "fail" and "RuntimeError: CUDA error" in c.note
+
+
+def test_replay_unavailable_is_missing_not_pass(tmp_path, monkeypatch):
+    d = write_run(tmp_path / "runs", "synthetic", "cot", "paper", 1, cot_rows())
+
+    def no_engine():
+        raise ImportError("No module named 'textbench.engine.replay'")
+
+    monkeypatch.setattr(rg, "default_replay", no_engine)
+    c = rg.check_replay(load_run(d), 2)
+    assert c.status == "missing" and "unavailable" in c.note
+
+
+def test_hand_edited_metrics_fail(tmp_path):
+    root = tmp_path / "runs"
+    d = write_run(root, "synthetic", "cot", "paper", 1, cot_rows())
+    original = {d: read_metrics_csv(d / "metrics.csv")}
+
+    def honest_replay(run_dir, k):  # what re-running the config really gives: the original numbers
+        return original[Path(run_dir)].iloc[: k + 1]
+
+    text = (d / "metrics.csv").read_text().replace("7.94", "7.91")  # step 100 nll_test, within the replay window
+    (d / "metrics.csv").write_text(text)
+    rep = rg.regress(root, replay=honest_replay)
+    (c,) = [c for c in rep.checks if c.kind == "replay"]
+    assert c.status == "fail" and "step 100, nll_test" in c.note
+    assert rep.exit_code() == 1
+
+
+def test_hand_edited_final_metric_fails_integrity(tmp_path):
+    root = tmp_path / "runs"
+    d = write_run(root, "synthetic", "cot", "paper", 1, cot_rows())
+    text = (d / "metrics.csv").read_text().replace("8.19", "8.18")  # final nll_oracle
+    (d / "metrics.csv").write_text(text)
+    rep = rg.regress(root, replay=identity_replay)
+    (c,) = [c for c in rep.checks if c.kind == "integrity"]
+    assert c.status == "fail" and "summary final nll_oracle = 8.19" in c.note
+    assert rep.failed
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s["final"].__setitem__("nll_test", 8.0), "summary final nll_test"),
+    (lambda s: s["best"].__setitem__("nll_test", 7.5), "summary best nll_test"),
+    (lambda s: s["best_step"].__setitem__("nll_test", 100), "at step 100"),
+    (lambda s: s["final"].__setitem__("bleu-2", 0.5), "absent from metrics.csv"),
+    (lambda s: s["final"].pop("jsd"), "summary final has no 'jsd'"),
+    (lambda s: s.__setitem__("steps", 10), "summary steps = 10"),
+])
+def test_summary_metrics_disagreement_fails(tmp_path, edit, message):
+    d = write_run(tmp_path / "runs", "synthetic", "cot", "paper", 1, cot_rows())
+    s = json.loads((d / "summary.json").read_text())
+    edit(s)
+    (d / "summary.json").write_text(json.dumps(s))
+    c = rg.check_integrity(load_run(d))
+    assert c.status == "fail" and message in c.note, c.note
+
+
+def test_moved_run_directory_fails(tmp_path):
+    d = write_run(tmp_path / "runs", "synthetic", "cot", "paper", 1, cot_rows())
+    d.rename(d.parent / "paper-seed2")
+    rep = rg.regress(tmp_path / "runs", do_replay=False)
+    (c,) = [c for c in rep.checks if c.kind == "integrity"]
+    assert c.status == "fail" and "seed" in c.note
+
+
+def test_incomplete_runs_are_noted_not_checked(runs_dir):
+    rep = rg.regress(runs_dir, replay=identity_replay)
+    assert any("paper-seed4" in n and "incomplete" in n for n in rep.notes)
+    assert not [c for c in rep.checks if "paper-seed4" in c.check]
+
+
+@pytest.fixture
+def runs_dir(tmp_path):
+    return make_runs(tmp_path / "runs")
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI
+# ------------------------------------------------------------------------------------------------
+
+
+def test_cli_regress_exit_status(tmp_path, monkeypatch):
+    monkeypatch.setattr(rg, "default_replay", lambda: identity_replay)
+    good = matched_runs(tmp_path / "good")
+    res = CliRunner().invoke(regress_cmd, ["--runs", str(good), "--csv", str(tmp_path / "checks.csv")])
+    assert res.exit_code == 0, res.output
+    assert "synthetic/cot nll_oracle final [T1]" in res.output
+    checks = pd.read_csv(tmp_path / "checks.csv")
+    assert set(checks["status"]) <= {"pass", "fail", "missing"} and (checks["status"] == "pass").any()
+    assert CliRunner().invoke(regress_cmd, ["--runs", str(good), "--fail-on-missing", "--no-replay"]).exit_code == 1
+    bad = matched_runs(tmp_path / "bad", cot_final_oracle=8.5)
+    res = CliRunner().invoke(regress_cmd, ["--runs", str(bad), "--no-replay"])
+    assert res.exit_code == 1 and "fail" in res.output
+    res = CliRunner().invoke(regress_cmd, ["--runs", str(good), "--no-replay", "--profile", "quick"])
+    assert res.exit_code == 0 and "paper-scale" in res.output
+
+
+def test_cli_errors_are_textbench_errors(tmp_path):
+    res = CliRunner().invoke(regress_cmd, ["--runs", str(tmp_path / "nope")])
+    assert isinstance(res.exception, TextbenchError) and "\n" not in str(res.exception)
+    res = CliRunner().invoke(regress_cmd, ["--runs", str(tmp_path), "--replay-evals", "-1"])
+    assert isinstance(res.exception, TextbenchError)
+
+
+def test_load_runs_suite_filter_uses_aliases(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, "oracle", "cot", "paper", 1, {**cot_rows()})
+    assert [r.suite for r in load_runs(root, "synthetic")] == ["oracle"]
+    rep = rg.regress(root, do_replay=False)
+    (c,) = by_check(rep, "published", "synthetic/cot nll_oracle final [T1]")
+    assert c.status == "pass"

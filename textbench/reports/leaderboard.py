@@ -1,0 +1,711 @@
+"""Leaderboard: scan run directories, aggregate over seeds with pandas, lay the results out like the paper.
+
+A run lives in ``<runs>/<suite>/<algo>/<profile>-seed<N>/`` with ``config.json``, ``metrics.csv`` and
+``summary.json`` (see the engine). Only *complete* runs (``summary.json`` says ``"complete": true`` and the
+files are readable and consistent with their directory) are counted; the others are listed separately.
+
+Per run: the final and best value of every metric (from ``summary.json``, falling back to ``metrics.csv``),
+its value at step 0 (``initial``), the pair (NLL_oracle, NLL_test) at the evaluation that minimises their sum
+(``best_sum``, the paper's "best NLL_oracle + NLL_test"), wall time and steps. Per (suite, algo, profile):
+mean, sample std (ddof = 1; empty for one run) and n over seeds.
+
+Tables (``results/leaderboard/<table>.csv`` and ``.md``):
+
+- ``table1``: synthetic suites — NLL_oracle, NLL_test final/best, best NLL_oracle + NLL_test, exact JSD
+  (CoT paper Table 1 layout);
+- ``table2``: text suites — BLEU-2..5 (Table 2);
+- ``table3``: text suites — RS-BLEU-2..5 and NLL_test (Table 3);
+- ``runs``: every run found, with its status (complete / incomplete / error).
+
+Each cell stands beside the published value (``textbench.reports.published``) and, for ``paper``-profile
+rows, the difference ours − paper.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import TextbenchError
+from ..io import atomic_write_text
+from . import published as pub
+
+DEFAULT_RUNS = Path("results/runs")
+DEFAULT_OUT = Path("results/leaderboard")
+
+RUN_NAME_RE = re.compile(r"^(?P<profile>.+)-seed(?P<seed>\d+)$")
+ID_COLS = ["suite", "algo", "profile", "seed", "run_dir", "oracle"]
+PROFILE_ORDER = ["paper", "quick"]
+
+
+def is_timing_column(col: str) -> bool:
+    """Timing columns (``wall_s`` and any other ``*_s``) are not reproducible and never compared."""
+    return col.endswith("_s")
+
+
+def metric_columns(columns: Iterable[str]) -> list[str]:
+    return [c for c in columns if c != "step" and not is_timing_column(c)]
+
+
+# ------------------------------------------------------------------------------------------------
+# Loading runs
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    path: Path
+    suite: str
+    algo: str
+    profile: str
+    seed: int | None
+    config: dict | None = None
+    summary: dict | None = None
+    metrics: pd.DataFrame | None = None
+    errors: list[str] = field(default_factory=list)  # unreadable or inconsistent: never counted
+    incomplete: str | None = None  # why the run is not finished (if it is not)
+
+    @property
+    def name(self) -> str:
+        return f"{self.suite}/{self.algo}/{self.profile}-seed{self.seed}"
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors and self.incomplete is None
+
+    @property
+    def status(self) -> str:
+        if self.errors:
+            return "error: " + "; ".join(self.errors)
+        if self.incomplete is not None:
+            return "incomplete: " + self.incomplete
+        return "complete"
+
+    @property
+    def settings(self) -> dict:
+        s = (self.config or {}).get("settings") or {}
+        return s if isinstance(s, dict) else {}
+
+    @property
+    def canonical_suite(self) -> str:
+        return pub.canonical_suite(self.suite)
+
+    def metric_names(self) -> list[str]:
+        names = metric_columns(self.metrics.columns) if self.metrics is not None else []
+        for part in ("final", "best"):
+            for m in ((self.summary or {}).get(part) or {}):
+                if m not in names and not is_timing_column(m):
+                    names.append(m)
+        return names
+
+
+def _read_json(path: Path) -> tuple[Any, str | None]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), None
+    except FileNotFoundError:
+        return None, f"{path.name} missing"
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return None, f"{path.name} is not valid JSON ({e})"
+
+
+def read_metrics_csv(path: Path) -> pd.DataFrame:
+    """Read a metrics.csv: numeric columns, empty cell = NaN, ``step`` an increasing integer column."""
+    try:
+        df = pd.read_csv(path)
+    except FileNotFoundError:
+        raise TextbenchError(f"{path}: file not found") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise TextbenchError(f"{path}: unreadable CSV ({type(e).__name__}: {e})".replace("\n", " ")) from None
+    if "step" not in df.columns:
+        raise TextbenchError(f"{path}: no 'step' column")
+    for c in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            bad = pd.to_numeric(df[c], errors="coerce").isna() & df[c].notna()
+            if bad.any():
+                raise TextbenchError(f"{path}: column {c!r} has a non-numeric value {df.loc[bad, c].iloc[0]!r}")
+            df[c] = pd.to_numeric(df[c])
+        df[c] = df[c].astype(float)
+    if df["step"].isna().any() or (df["step"] != df["step"].round()).any():
+        raise TextbenchError(f"{path}: 'step' must be an integer in every row")
+    df["step"] = df["step"].astype(np.int64)
+    if not df["step"].is_monotonic_increasing or df["step"].duplicated().any():
+        raise TextbenchError(f"{path}: steps are not strictly increasing")
+    return df
+
+
+def load_run(path: Path) -> Run:
+    """Read one run directory; problems are recorded on the Run, never raised."""
+    path = Path(path)
+    m = RUN_NAME_RE.match(path.name)
+    profile, seed = (m.group("profile"), int(m.group("seed"))) if m else (path.name, None)
+    run = Run(path=path, suite=path.parent.parent.name, algo=path.parent.name, profile=profile, seed=seed)
+    if m is None:
+        run.errors.append(f"directory name {path.name!r} is not <profile>-seed<N>")
+    cfg, err = _read_json(path / "config.json")
+    if err:
+        run.errors.append(err)
+    elif not isinstance(cfg, dict):
+        run.errors.append("config.json is not a JSON object")
+    else:
+        run.config = cfg
+        for key, ours in (("suite", run.suite), ("algo", run.algo), ("profile", run.profile), ("seed", run.seed)):
+            if key not in cfg:
+                run.errors.append(f"config.json has no {key!r}")
+            elif str(cfg[key]) != str(ours):
+                run.errors.append(f"config.json says {key} = {cfg[key]!r} but the directory says {ours!r}")
+    summ, err = _read_json(path / "summary.json")
+    if err and "missing" in err:
+        run.incomplete = "no summary.json (running, killed or never finished)"
+    elif err:
+        run.errors.append(err)
+    elif not isinstance(summ, dict):
+        run.errors.append("summary.json is not a JSON object")
+    else:
+        run.summary = summ
+        if summ.get("complete") is not True:
+            run.incomplete = f"summary.json complete = {summ.get('complete')!r} (at step {summ.get('steps')})"
+    if (path / "metrics.csv").is_file():
+        try:
+            run.metrics = read_metrics_csv(path / "metrics.csv")
+        except TextbenchError as e:
+            run.errors.append(str(e).replace(str(path) + "/", ""))
+    elif run.incomplete is None:
+        run.errors.append("metrics.csv missing")
+    return run
+
+
+def load_runs(runs_dir: str | os.PathLike = DEFAULT_RUNS, suite: str | None = None) -> list[Run]:
+    """Every run directory ``<runs_dir>/<suite>/<algo>/<run>/`` (hidden names skipped), sorted."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise TextbenchError(f"runs directory {runs_dir} not found (run `textbench run ...` first or pass --runs)")
+    runs = []
+    for suite_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+        if suite is not None and suite_dir.name != suite and pub.canonical_suite(suite_dir.name) != pub.canonical_suite(suite):
+            continue
+        for algo_dir in sorted(p for p in suite_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+            for run_dir in sorted(p for p in algo_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+                runs.append(load_run(run_dir))
+    runs.sort(key=lambda r: (r.suite, pub.algo_sort_key(r.algo), _profile_key(r.profile), r.seed or 0))
+    return runs
+
+
+def _profile_key(p: str) -> tuple[int, str]:
+    return (PROFILE_ORDER.index(p) if p in PROFILE_ORDER else len(PROFILE_ORDER), p)
+
+
+# ------------------------------------------------------------------------------------------------
+# Per-run statistics
+# ------------------------------------------------------------------------------------------------
+
+
+def _finite(x: Any) -> float | None:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def series_final(metrics: pd.DataFrame, metric: str) -> float | None:
+    if metric not in metrics.columns:
+        return None
+    s = metrics[metric].dropna()
+    return float(s.iloc[-1]) if len(s) else None
+
+
+def series_best(metrics: pd.DataFrame, metric: str) -> tuple[float | None, int | None]:
+    """(best value, its step) by the metric's direction; (None, None) if undefined."""
+    d = pub.metric_direction(metric)
+    if d is None or metric not in metrics.columns:
+        return None, None
+    s = metrics.set_index("step")[metric].dropna()
+    if s.empty:
+        return None, None
+    step = s.idxmin() if d == "min" else s.idxmax()
+    return float(s.loc[step]), int(step)
+
+
+def series_at(metrics: pd.DataFrame, metric: str, step: int) -> float | None:
+    if metric not in metrics.columns:
+        return None
+    row = metrics.loc[metrics["step"] == step, metric].dropna()
+    return float(row.iloc[0]) if len(row) else None
+
+
+def best_sum(metrics: pd.DataFrame) -> tuple[float, float, int] | None:
+    """(NLL_oracle, NLL_test, step) at the evaluation minimising NLL_oracle + NLL_test (first on ties)."""
+    if not {"nll_oracle", "nll_test"} <= set(metrics.columns):
+        return None
+    both = metrics[["step", "nll_oracle", "nll_test"]].dropna()
+    if both.empty:
+        return None
+    i = (both["nll_oracle"] + both["nll_test"]).idxmin()
+    return float(both.at[i, "nll_oracle"]), float(both.at[i, "nll_test"]), int(both.at[i, "step"])
+
+
+def run_stats(run: Run) -> dict:
+    """One flat row of numbers for a complete run; keys ``<metric>:<stat>`` for the metric statistics."""
+    summ = run.summary or {}
+    mdf = run.metrics if run.metrics is not None else pd.DataFrame({"step": []})
+    row: dict[str, Any] = {
+        "suite": run.suite,
+        "algo": run.algo,
+        "profile": run.profile,
+        "seed": run.seed,
+        "run_dir": str(run.path),
+        "oracle": run.settings.get("oracle"),
+        "steps": _finite(summ.get("steps")),
+        "wall_s": _finite(summ.get("wall_s")),
+    }
+    if row["wall_s"] is None and "wall_s" in mdf.columns and mdf["wall_s"].notna().any():
+        row["wall_s"] = float(mdf["wall_s"].dropna().iloc[-1])
+    for m in run.metric_names():
+        final = _finite((summ.get("final") or {}).get(m))
+        row[f"{m}:final"] = final if final is not None else series_final(mdf, m)
+        best = _finite((summ.get("best") or {}).get(m))
+        best_step = _finite((summ.get("best_step") or {}).get(m))
+        if best is None:
+            best, best_step = series_best(mdf, m)
+        row[f"{m}:best"] = best
+        row[f"{m}:best_step"] = best_step
+        row[f"{m}:initial"] = series_at(mdf, m, 0)
+    bs = best_sum(mdf)
+    if bs is not None:
+        row["nll_oracle:best_sum"], row["nll_test:best_sum"], row["best_sum:step"] = bs
+    return row
+
+
+def stats_frame(runs: Sequence[Run]) -> pd.DataFrame:
+    """One row per complete run (incomplete and broken runs are left out)."""
+    rows = [run_stats(r) for r in runs if r.complete]
+    if not rows:
+        return pd.DataFrame(columns=ID_COLS + ["steps", "wall_s"])
+    df = pd.DataFrame(rows)
+    value_cols = [c for c in df.columns if c not in ID_COLS]
+    df[value_cols] = df[value_cols].apply(pd.to_numeric, errors="coerce").astype(float)
+    return df
+
+
+def aggregate(stats: pd.DataFrame) -> pd.DataFrame:
+    """Mean, sample std (ddof=1) and n over seeds for every (suite, algo, profile) and every value column.
+
+    Columns: the keys, ``n_runs``, ``seeds``, ``run_dirs`` (list), ``oracle`` and ``<value>:mean``,
+    ``<value>:std``, ``<value>:n`` for each value column of ``stats`` (e.g. ``nll_oracle:final:mean``).
+    """
+    keys = ["suite", "algo", "profile"]
+    if stats.empty:
+        return pd.DataFrame(columns=keys + ["n_runs", "seeds", "run_dirs", "oracle"])
+    value_cols = [c for c in stats.columns if c not in ID_COLS]
+    g = stats.groupby(keys, sort=False)
+    parts = {
+        "mean": g[value_cols].mean(),
+        "std": g[value_cols].std(ddof=1),
+        "n": g[value_cols].count(),
+    }
+    out = pd.concat(parts, axis=1)
+    out.columns = [f"{col}:{stat}" for stat, col in out.columns]
+    out = out[[f"{c}:{s}" for c in value_cols for s in ("mean", "std", "n")]].copy()
+    meta = pd.DataFrame({
+        "n_runs": g.size(),
+        "seeds": g["seed"].apply(lambda s: ",".join(str(int(x)) for x in sorted(s.dropna()))),
+        "run_dirs": g["run_dir"].apply(list),
+        "oracle": g["oracle"].apply(lambda s: ",".join(sorted({str(x) for x in s.dropna()}))),
+    })
+    out = pd.concat([meta, out], axis=1).reset_index()
+    order = out.apply(lambda r: (r["suite"], pub.algo_sort_key(r["algo"]), _profile_key(r["profile"])), axis=1)
+    return out.iloc[sorted(range(len(out)), key=lambda i: order.iloc[i])].reset_index(drop=True)
+
+
+def group_value(agg_row: pd.Series | None, metric: str, stat: str) -> tuple[float | None, float | None, int]:
+    """(mean, std, n) of ``<metric>:<stat>`` in an aggregate row."""
+    if agg_row is None:
+        return None, None, 0
+    key = f"{metric}:{stat}"
+    mean = _finite(agg_row.get(f"{key}:mean"))
+    std = _finite(agg_row.get(f"{key}:std"))
+    n = agg_row.get(f"{key}:n")
+    n = 0 if n is None or (isinstance(n, float) and math.isnan(n)) else int(n)
+    return mean, std, n
+
+
+def same_setting_as_published(agg_row: pd.Series) -> bool:
+    """Synthetic suites: the runs use the SeqGAN oracle the published numbers were measured on."""
+    if pub.canonical_suite(agg_row["suite"]) == "synthetic":
+        oracles = {o for o in str(agg_row.get("oracle") or "").split(",") if o}
+        return oracles <= {pub.PUBLISHED_ORACLE}
+    return True
+
+
+def comparable_with_published(agg_row: pd.Series) -> bool:
+    """Paper profile, and (synthetic suites) the SeqGAN oracle the published numbers were measured on."""
+    return agg_row["profile"] == "paper" and same_setting_as_published(agg_row)
+
+
+# ------------------------------------------------------------------------------------------------
+# Formatting
+# ------------------------------------------------------------------------------------------------
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: Sequence[str] | None = None) -> str:
+    """A GitHub-flavoured markdown table ('|' in cells escaped); align: 'l' or 'r' per column."""
+
+    def cell(x: Any) -> str:
+        s = "" if x is None else str(x)
+        return s.replace("|", "\\|").replace("\n", " ")
+
+    align = align or ["l"] * len(headers)
+    rule = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "| " + " | ".join(rule) + " |"]
+    lines += ["| " + " | ".join(cell(x) for x in r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], max_width: int = 60) -> str:
+    """A plain aligned table for the terminal (cells longer than max_width are cut with '…')."""
+
+    def cell(x: Any) -> str:
+        s = "" if x is None else str(x)
+        return s if len(s) <= max_width else s[: max_width - 1] + "…"
+
+    body = [[cell(x) for x in r] for r in rows]
+    widths = [max([len(str(h))] + [len(r[i]) for r in body]) for i, h in enumerate(headers)]
+    fmt = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(r) for r in body]) + "\n"
+
+
+def fmt_num(x: float | None, digits: int = 3, signed: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if round(x, digits) == 0:
+        x = 0.0  # no '-0.000'
+    return f"{x:+.{digits}f}" if signed else f"{x:.{digits}f}"
+
+
+def _drop_empty_columns(headers: list, rows: list, align: list, groups_at: list[int]) -> tuple[list, list, list]:
+    """Markdown only: drop 'paper'/'Δ' columns without any value, and metric groups that are empty throughout."""
+    drop: set[int] = set()
+    empty = lambda j: all(r[j] in ("—", "") for r in rows)  # noqa: E731
+    for j in groups_at:
+        if empty(j) and empty(j + 1):
+            drop |= {j, j + 1, j + 2}
+        elif empty(j + 1):
+            drop |= {j + 1, j + 2}
+    keep = [j for j in range(len(headers)) if j not in drop]
+    return [headers[j] for j in keep], [[r[j] for j in keep] for r in rows], [align[j] for j in keep]
+
+
+def fmt_mean_std(mean: float | None, std: float | None, n: int, n_runs: int, digits: int) -> str:
+    if mean is None:
+        return "—"
+    s = fmt_num(mean, digits)
+    if std is not None and n >= 2:
+        s += f" ± {std:.{digits}f}"
+    if n < n_runs:
+        s += f" (n={n})"
+    return s
+
+
+def _rel(path: str | os.PathLike, start: Path) -> str:
+    return Path(os.path.relpath(Path(path).resolve(), start.resolve())).as_posix()
+
+
+# ------------------------------------------------------------------------------------------------
+# Tables
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Col:
+    metric: str
+    stat: str
+    label: str
+    unit: str
+    digits: int = 3
+    pair: bool = False  # best NLL_oracle + NLL_test (two values in one cell)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    title: str
+    kind: str  # 'synthetic' or 'text'
+    cols: tuple[Col, ...]
+    published_suite: str
+    published_source: str
+    units_note: str = ""
+
+
+TABLE_SPECS = (
+    TableSpec(
+        "table1", "Table 1 — synthetic Turing test (oracle LSTM)", "synthetic",
+        (
+            Col("nll_oracle", "final", "NLL_oracle final", "nats/token"),
+            Col("nll_test", "final", "NLL_test final", "nats/token"),
+            Col("nll_test", "best", "NLL_test best", "nats/token"),
+            Col("best_sum", "best_sum", "best NLL_oracle + NLL_test", "nats/token", pair=True),
+            Col("jsd", "final", "exact JSD final", "nats, ≤ ln 2", 4),
+            Col("cot_jsd", "final", "CoT-estimator JSD final", "nats/sequence"),
+        ),
+        "synthetic", pub.SRC_T1,
+        "NLL figures are per-token means in nats (nats/token); the exact JSD is the sequence-level Jensen–Shannon "
+        "divergence in nats (≤ ln 2 ≈ 0.693); the CoT-estimator JSD is CoT's token-mixture quantity summed over "
+        "the 20 tokens (nats/sequence, protocol.md §2.4; not comparable with the exact JSD).",
+    ),
+    TableSpec(
+        "table2", "Table 2 — BLEU on the test set (text suites)", "text",
+        tuple(Col(f"bleu-{n}", "final", f"BLEU-{n}", "0–1, ↑") for n in range(2, 6)),
+        "emnlp", pub.SRC_T2,
+        "BLEU-n: sentence BLEU (nltk, smoothing method1, equal n-gram weights) of each generated sentence against "
+        "the test set, averaged over sentences; 0–1, higher is better (protocol.md §2.5).",
+    ),
+    TableSpec(
+        "table3", "Table 3 — RS-BLEU (diversity) and NLL_test (text suites)", "text",
+        tuple(Col(f"rs-bleu-{n}", "final", f"RS-BLEU-{n}", "ratio, good ≲ 1") for n in range(2, 6))
+        + (Col("nll_test", "final", "NLL_test", "nats/token"),),
+        "emnlp", pub.SRC_T3,
+        "RS-BLEU-n = Self-BLEU-n of the samples / Self-BLEU-n of the test data (a ratio; good: ≤ 1 and close to 1, "
+        "above 1 = less diverse than real text). NLL_test is per token, in nats (nats/token).",
+    ),
+)
+
+
+def suite_kind(suite: str, runs: Sequence[Run]) -> str | None:
+    """'synthetic' (has NLL_oracle), 'text' (has BLEU) or None, from the suite name and its runs' metrics."""
+    canon = pub.canonical_suite(suite)
+    if canon == "synthetic":
+        return "synthetic"
+    if canon in ("emnlp", "coco"):
+        return "text"
+    cols: set[str] = set()
+    for r in runs:
+        if r.suite == suite and r.metrics is not None:
+            cols |= set(r.metrics.columns)
+    if "nll_oracle" in cols:
+        return "synthetic"
+    if any(c.startswith(("bleu-", "rs-bleu-", "self-bleu-")) for c in cols):
+        return "text"
+    return None
+
+
+@dataclass
+class LeaderboardTable:
+    name: str
+    title: str
+    frame: pd.DataFrame  # written as <name>.csv
+    markdown: str  # written as <name>.md
+
+
+def _published_pair(suite: str, algo: str) -> tuple[float, float, str] | None:
+    o = pub.lookup(suite, algo, "nll_oracle", "best_sum")
+    t = pub.lookup(suite, algo, "nll_test", "best_sum")
+    if o is None or t is None:
+        return None
+    mark = "†" if "MLE pre-training" in str(o["note"]) else ""
+    return float(o["value"]), float(t["value"]), f"{o['printed']} + {t['printed']}{mark}"
+
+
+def _verdict(diff: float | None, tol: float | None) -> str:
+    if diff is None or tol is None:
+        return ""
+    return " ✓" if abs(diff) <= tol * (1 + 1e-9) + 1e-12 else " ✗"
+
+
+def _build_table(spec: TableSpec, agg: pd.DataFrame, runs: Sequence[Run], suites: list[str], out_dir: Path) -> LeaderboardTable:
+    frame_rows: list[dict] = []
+    md_sections: list[str] = []
+    daggers = False
+    for suite in suites:
+        canon = pub.canonical_suite(suite)
+        groups = agg[agg["suite"] == suite] if not agg.empty else agg
+        # algorithms with a row that can show the published values (SeqGAN oracle for synthetic suites)
+        present = {r["algo"] for _, r in groups.iterrows() if same_setting_as_published(r)} if not groups.empty else set()
+        metrics = {c.metric for c in spec.cols} | {"nll_oracle", "nll_test"}
+        pubdf = pub.published_numbers()
+        pub_algos = pubdf[(pubdf["suite"] == canon) & (pubdf["variant"] == "") & pubdf["primary"]
+                          & pubdf["metric"].isin(metrics)]["algo"].unique().tolist() if canon == spec.published_suite else []
+        rows: list[tuple[str, pd.Series | None]] = [(r["algo"], r) for _, r in groups.iterrows()]
+        rows += [(a, None) for a in pub_algos if a not in present]
+        rows.sort(key=lambda t: (pub.algo_sort_key(t[0]), _profile_key(t[1]["profile"]) if t[1] is not None else (9, "")))
+        headers = ["algorithm", "profile", "runs"]
+        align = ["l", "l", "r"]
+        for c in spec.cols:
+            headers += [f"{c.label} ({c.unit})", "paper", "Δ"]
+            align += ["r", "r", "r"]
+        groups_at = [3 + 3 * i for i in range(len(spec.cols))]
+        headers += ["wall time (s/run)", "steps", "run directories"]
+        align += ["r", "r", "l"]
+        md_rows = []
+        for algo, g in rows:
+            n_runs = int(g["n_runs"]) if g is not None else 0
+            comparable = g is not None and comparable_with_published(g)
+            show_paper = canon == spec.published_suite and (g is None or same_setting_as_published(g))
+            rec: dict[str, Any] = {"suite": suite, "algo": algo, "profile": g["profile"] if g is not None else "",
+                                   "n_runs": n_runs, "seeds": g["seeds"] if g is not None else "",
+                                   "oracle": g["oracle"] if g is not None else ""}
+            prof = "—" if g is None else str(g["profile"])
+            if g is not None and not same_setting_as_published(g):
+                prof += f" (oracle {g['oracle']})"
+            md = [algo, prof, n_runs]
+            for c in spec.cols:
+                if c.pair:  # the pair (NLL_oracle, NLL_test) at the evaluation minimising their sum
+                    om, os_, on = group_value(g, "nll_oracle", "best_sum")
+                    tm, ts, tn = group_value(g, "nll_test", "best_sum")
+                    pp = _published_pair(canon, algo) if show_paper else None
+                    for k, (mm, ss, nn) in (("nll_oracle", (om, os_, on)), ("nll_test", (tm, ts, tn))):
+                        rec[f"{k}_best_sum_mean"], rec[f"{k}_best_sum_std"], rec[f"{k}_best_sum_n"] = mm, ss, nn
+                    rec["nll_oracle_best_sum_paper"] = pp[0] if pp else None
+                    rec["nll_test_best_sum_paper"] = pp[1] if pp else None
+                    d = (om - pp[0], tm - pp[1]) if (pp and comparable and om is not None and tm is not None) else None
+                    rec["nll_oracle_best_sum_diff"] = d[0] if d else None
+                    rec["nll_test_best_sum_diff"] = d[1] if d else None
+                    ours = "—" if om is None else f"{fmt_mean_std(om, os_, on, n_runs, c.digits)} + {fmt_mean_std(tm, ts, tn, n_runs, c.digits)}"
+                    paper = "—" if not pp else pp[2]
+                    daggers = daggers or paper.endswith("†")
+                    tol = pub.tolerance_for(canon, "nll_oracle", "best_sum")[0]
+                    delta = "—" if not d else f"{d[0]:+.2f}{_verdict(d[0], tol)} / {d[1]:+.2f}{_verdict(d[1], tol)}"
+                    md += [ours, paper, delta]
+                    continue
+                mean, std, n = group_value(g, c.metric, c.stat)
+                p = pub.lookup(canon, algo, c.metric, c.stat) if show_paper else None
+                pv = float(p["value"]) if p is not None else None
+                diff = mean - pv if (pv is not None and mean is not None and comparable) else None
+                base = f"{c.metric}_{c.stat}"
+                rec.update({f"{base}_mean": mean, f"{base}_std": std, f"{base}_n": n, f"{base}_paper": pv,
+                            f"{base}_diff": diff})
+                paper = "—"
+                if p is not None:
+                    paper = str(p["printed"])
+                    if "MLE pre-training" in str(p["note"]):
+                        paper += "†"
+                        daggers = True
+                tol = float(p["tolerance"]) if p is not None else None
+                md += [fmt_mean_std(mean, std, n, n_runs, c.digits), paper,
+                       "—" if diff is None else f"{fmt_num(diff, c.digits, signed=True)}{_verdict(diff, tol)}"]
+            wm, ws, wn = None, None, 0
+            if g is not None:
+                wm, ws, wn = _finite(g.get("wall_s:mean")), _finite(g.get("wall_s:std")), int(g.get("wall_s:n") or 0)
+            sm = _finite(g.get("steps:mean")) if g is not None else None
+            rec.update({"wall_s_mean": wm, "wall_s_std": ws, "steps_mean": sm})
+            dirs = list(g["run_dirs"]) if g is not None else []
+            rec["run_dirs"] = ";".join(dirs)
+            links = []
+            for d in dirs:
+                r = _rel(d, out_dir)
+                seed = RUN_NAME_RE.match(Path(d).name)
+                label = f"seed {seed.group('seed')}" if seed else Path(d).name
+                links.append(f"[{label}]({r}/) ([config]({r}/config.json))")
+            md += [fmt_mean_std(wm, ws, wn, n_runs, 0), fmt_num(sm, 0), ", ".join(links) or "—"]
+            frame_rows.append(rec)
+            md_rows.append(md)
+        section = [f"## Suite `{suite}`" + (f" (published setting: {canon})" if canon != suite else ""), ""]
+        if md_rows:
+            headers, md_rows, align = _drop_empty_columns(headers, md_rows, align, groups_at)
+            section.append(markdown_table(headers, md_rows, align))
+        else:
+            section.append("No complete runs and no published values.\n")
+        not_counted = [r for r in runs if r.suite == suite and not r.complete]
+        if not_counted:
+            section.append("Not counted (incomplete or unreadable):\n")
+            section.append("\n".join(f"- [{r.name}]({_rel(r.path, out_dir)}/): {r.status}" for r in not_counted) + "\n")
+        md_sections.append("\n".join(section))
+    frame = pd.DataFrame(frame_rows)
+    head = [
+        f"# {spec.title}",
+        "",
+        "Generated by `textbench leaderboard`. Each cell: mean ± sample std over seeds of the per-run value "
+        "(complete runs only; `(n=k)` when only k runs recorded that metric). "
+        f"*paper* = {spec.published_source} (copied verbatim in `docs/protocol.md` §5, see "
+        "`textbench/reports/published.py`); Δ = ours − paper, shown for `paper`-profile runs only "
+        "(quick runs are not paper-scale), ✓ within / ✗ beyond the regression tolerance; synthetic runs on "
+        "another oracle than SeqGAN's show no published values "
+        "(`textbench regress` gives the verdict and the reasons for each tolerance).",
+        "",
+        spec.units_note + " *final* = last evaluation; *best* = best evaluation (min for NLL/JSD, max for BLEU)"
+        + ("; *best NLL_oracle + NLL_test* = the pair at the evaluation minimising their sum" if spec.kind == "synthetic" else "")
+        + ". Wall time is the training wall-clock per run, in seconds (not reproducible).",
+        "",
+    ]
+    if daggers:
+        head += ["† the paper prints '–(MLE)' / '(same as MLE)': the best was reached during MLE pre-training; "
+                 "the value is the MLE row's.", ""]
+    md = "\n".join(head) + "\n" + "\n".join(md_sections)
+    return LeaderboardTable(spec.name, spec.title, frame, md)
+
+
+def _runs_table(runs: Sequence[Run], out_dir: Path) -> LeaderboardTable:
+    keys = ["nll_oracle", "nll_test", "jsd", "bleu-2", "rs-bleu-2"]
+    rows = []
+    for r in runs:
+        rec: dict[str, Any] = {"suite": r.suite, "algo": r.algo, "profile": r.profile, "seed": r.seed,
+                               "status": r.status, "run_dir": str(r.path)}
+        s = run_stats(r) if (r.summary is not None or r.metrics is not None) and not r.errors else {}
+        rec["steps"], rec["wall_s"] = s.get("steps"), s.get("wall_s")
+        for k in keys:
+            rec[f"{k}_final"] = s.get(f"{k}:final")
+        rows.append(rec)
+    frame = pd.DataFrame(rows, columns=["suite", "algo", "profile", "seed", "status", "run_dir", "steps", "wall_s"]
+                         + [f"{k}_final" for k in keys])
+    present = [k for k in keys if frame[f"{k}_final"].notna().any()]
+    units = {"nll_oracle": "nats/token", "nll_test": "nats/token", "jsd": "nats", "bleu-2": "0–1", "rs-bleu-2": "ratio"}
+    headers = ["suite", "algorithm", "profile", "seed", "status", "steps", "wall (s)"] + [
+        f"{k} final ({units[k]})" for k in present] + ["run"]
+    md_rows = []
+    for rec in rows:
+        rel = _rel(rec["run_dir"], out_dir)
+        md_rows.append([rec["suite"], rec["algo"], rec["profile"], rec["seed"], rec["status"],
+                        fmt_num(rec["steps"], 0), fmt_num(rec["wall_s"], 0)]
+                       + [fmt_num(rec[f"{k}_final"], 4 if k == "jsd" else 3) for k in present]
+                       + [f"[dir]({rel}/) ([config]({rel}/config.json))"])
+    md = ("# All runs\n\nEvery run directory found, complete or not. Only `complete` runs are counted in the "
+          "tables; `final` is the last evaluation (summary.json).\n\n"
+          + (markdown_table(headers, md_rows) if md_rows else "No runs found.\n"))
+    return LeaderboardTable("runs", "All runs", frame, md)
+
+
+def build_leaderboard(runs_dir: str | os.PathLike = DEFAULT_RUNS, suite: str | None = None,
+                      out_dir: str | os.PathLike = DEFAULT_OUT, runs: Sequence[Run] | None = None) -> dict[str, LeaderboardTable]:
+    """All tables (table1, table2, table3, runs) as frames and markdown; links relative to ``out_dir``."""
+    out_dir = Path(out_dir)
+    if runs is None:
+        runs = load_runs(runs_dir, suite)
+    agg = aggregate(stats_frame(runs))
+    suites = sorted({r.suite for r in runs})
+    tables: dict[str, LeaderboardTable] = {}
+    for spec in TABLE_SPECS:
+        ss = [s for s in suites if suite_kind(s, runs) == spec.kind]
+        canon_present = {pub.canonical_suite(s) for s in ss}
+        want_pub = suite is None or pub.canonical_suite(suite) == spec.published_suite
+        if spec.published_suite not in canon_present and want_pub:
+            ss.append(spec.published_suite)  # published values with no runs yet: show the gap
+        tables[spec.name] = _build_table(spec, agg, runs, ss, out_dir)
+    tables["runs"] = _runs_table(runs, out_dir)
+    return tables
+
+
+def write_leaderboard(runs_dir: str | os.PathLike = DEFAULT_RUNS, out_dir: str | os.PathLike = DEFAULT_OUT,
+                      fmt: str = "both", suite: str | None = None) -> list[Path]:
+    """Write ``<out_dir>/<table>.csv`` and/or ``.md``; returns the paths written."""
+    if fmt not in ("md", "csv", "both"):
+        raise TextbenchError(f"unknown format {fmt!r}; use md, csv or both")
+    out_dir = Path(out_dir)
+    tables = build_leaderboard(runs_dir, suite, out_dir)
+    written = []
+    for t in tables.values():
+        if fmt in ("csv", "both"):
+            p = out_dir / f"{t.name}.csv"
+            atomic_write_text(p, t.frame.to_csv(index=False))
+            written.append(p)
+        if fmt in ("md", "both"):
+            p = out_dir / f"{t.name}.md"
+            atomic_write_text(p, t.markdown)
+            written.append(p)
+    return written

@@ -1,0 +1,261 @@
+"""Training curves as PNG files (matplotlib's Agg canvas; pyplot and the global backend are left alone).
+
+For every suite and profile with complete runs, under ``results/plots/``:
+
+- ``<suite>-<profile>-vs-step.png``: NLL_oracle, NLL_test and exact JSD (text suites: NLL_test, BLEU-2,
+  BLEU-5) against the training step, all algorithms on shared axes (the CoT paper's Figure 2 / 3a): mean over
+  seeds as a line, min–max over seeds as a band; dotted horizontal lines mark the paper's final values
+  and crosses the CoT README's early values (``paper`` profile on the SeqGAN oracle only), grey dashes the
+  bounds (SeqGAN oracle entropy rate 5.755 nats/token for NLL_test, ln 2 for the JSD);
+- ``<suite>-<profile>-vs-wall.png``: the same against wall-clock seconds (x = mean over seeds of the time
+  at which each evaluation was reached);
+- ``<suite>-<profile>-cot-bnll-vs-jsd.png`` (runs that log ``bnll``): the mediator's balanced NLL and the
+  exact JSD against the step, and BNLL against JSD (the paper's Figure 3b).
+
+The x axis is logarithmic (symlog, so step 0 stays visible) when the values span more than 1.5 decades.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator
+
+from ..errors import TextbenchError
+from . import published as pub
+from .leaderboard import Run, load_runs
+
+DEFAULT_OUT = Path("results/plots")
+
+SYNTHETIC_PANELS = ["nll_oracle", "nll_test", "jsd"]
+TEXT_PANELS = ["nll_test", "bleu-2", "bleu-5"]
+LABELS = {
+    "nll_oracle": "NLL_oracle (nats/token)",
+    "nll_test": "NLL_test (nats/token)",
+    "jsd": "exact JSD (nats)",
+    "cot_jsd": "CoT-estimator JSD (nats/sequence)",
+    "bnll": "mediator balanced NLL (nats/token)",
+}
+STEP_LABEL = "training step"
+WALL_LABEL = "wall-clock time since the start of training (s)"
+
+
+def _label(metric: str) -> str:
+    if metric in LABELS:
+        return LABELS[metric]
+    if metric.startswith("bleu-"):
+        return f"BLEU-{metric.split('-')[1]} (0–1, higher is better)"
+    return metric
+
+
+def algo_color(algo: str) -> str:
+    palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#d62728", "#17becf",
+               "#bcbd22", "#7f7f7f"]
+    i = pub.algo_sort_key(algo)[0]
+    if i >= len(pub.ALGO_ORDER):
+        i = len(pub.ALGO_ORDER) + sum(map(ord, algo))
+    return palette[i % len(palette)]
+
+
+def seed_curves(runs: Sequence[Run], metric: str) -> pd.DataFrame:
+    """Per step over the runs' seeds: mean, std, min, max, n of ``metric`` and the mean ``wall_s``."""
+    frames = []
+    for r in runs:
+        if r.metrics is None or metric not in r.metrics.columns:
+            continue
+        cols = ["step", metric] + (["wall_s"] if "wall_s" in r.metrics.columns else [])
+        frames.append(r.metrics[cols].dropna(subset=[metric]).assign(seed=r.seed))
+    if not frames:
+        return pd.DataFrame(columns=["step", "mean", "std", "min", "max", "n", "wall_s"])
+    long = pd.concat(frames, ignore_index=True)
+    if "wall_s" not in long.columns:
+        long["wall_s"] = np.nan
+    g = long.groupby("step")
+    out = g[metric].agg(["mean", "std", "min", "max", "count"]).rename(columns={"count": "n"})
+    out["wall_s"] = g["wall_s"].mean()
+    return out.reset_index()
+
+
+def _set_xscale(ax, xs: np.ndarray) -> None:
+    xs = np.asarray(xs, dtype=float)
+    pos = xs[np.isfinite(xs) & (xs > 0)]
+    if len(pos) and pos.max() / pos.min() > 10**1.5:
+        lt = float(pos.min())
+        ax.set_xscale("symlog", linthresh=lt, linscale=0.4)
+        lo, hi = int(np.ceil(np.log10(lt))), int(np.floor(np.log10(pos.max())))
+        ticks = [10.0**k for k in range(lo, hi + 1)]
+        if xs.min() >= 0:
+            ax.set_xlim(left=0)
+            ticks = [0.0] + ticks
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+
+
+def _by_algo(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    out: dict[str, list[Run]] = {}
+    for r in sorted(runs, key=lambda r: pub.algo_sort_key(r.algo)):
+        out.setdefault(r.algo, []).append(r)
+    return out
+
+
+DPI = 110
+
+
+def _save(fig: Figure, path: Path, dpi: int = DPI) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    FigureCanvasAgg(fig)
+    fig.savefig(tmp, dpi=dpi)
+    os.replace(tmp, path)
+    return path
+
+
+def plot_curves(runs: Sequence[Run], suite: str, profile: str, out_dir: str | os.PathLike, x: str = "step",
+                dpi: int = DPI) -> Path | None:
+    """One PNG with a panel per metric, every algorithm of ``suite``/``profile`` on shared axes."""
+    if x not in ("step", "wall"):
+        raise TextbenchError(f"x must be 'step' or 'wall', not {x!r}")
+    runs = [r for r in runs if r.complete and r.suite == suite and r.profile == profile]
+    cols = {c for r in runs for c in r.metrics.columns}
+    panels = [m for m in (SYNTHETIC_PANELS if "nll_oracle" in cols else TEXT_PANELS) if m in cols]
+    if not runs or not panels:
+        return None
+    canon = pub.canonical_suite(suite)
+    # the published numbers and the entropy floor belong to the SeqGAN oracle (protocol.md §1.4)
+    seqgan_oracle = canon != "synthetic" or all(
+        r.settings.get("oracle", pub.PUBLISHED_ORACLE) == pub.PUBLISHED_ORACLE for r in runs)
+    with_paper = profile == "paper" and seqgan_oracle
+    fig = Figure(figsize=(5.0 * len(panels), 4.4), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False, sharex=True)[0]
+    groups = _by_algo(runs)
+    published = pub.published_numbers()
+    for ax, metric in zip(axes, panels):
+        xs_all = []
+        for algo, rs in groups.items():
+            c = seed_curves(rs, metric)
+            if c.empty:
+                continue
+            xv = c["step"].to_numpy(float) if x == "step" else c["wall_s"].to_numpy(float)
+            if x == "wall" and np.isnan(xv).all():
+                continue
+            xs_all.append(xv)
+            color = algo_color(algo)
+            ax.plot(xv, c["mean"], color=color, lw=1.6, marker="o" if len(c) <= 12 else None, ms=3,
+                    label=f"{algo} ({len(rs)} seed{'s' if len(rs) != 1 else ''})")
+            if len(rs) > 1:
+                ax.fill_between(xv, c["min"], c["max"], color=color, alpha=0.2, lw=0)
+            if with_paper:
+                p = pub.lookup(canon, algo, metric, "final")
+                if p is not None:
+                    ax.axhline(float(p["value"]), color=color, ls=":", lw=1.2)
+                if x == "step":
+                    pts = published
+                    pts = pts[(pts["suite"] == canon) & (pts["algo"] == algo) & (pts["metric"] == metric)
+                              & (pts["stat"] == "at_step") & pts["check"]]
+                    if not pts.empty:
+                        ax.plot(pts["step"].astype(float), pts["value"], ls="none", marker="x", ms=7, mew=1.5,
+                                color=color, label=f"{algo}: {pts['source'].iloc[0].split(' (')[0]}")
+        if canon == "synthetic" and metric == "nll_test" and seqgan_oracle:
+            ax.axhline(pub.ORACLE_ENTROPY_RATE, color="0.4", ls="--", lw=1, label="oracle entropy rate (floor)")
+        if metric == "jsd":
+            ax.axhline(pub.LN2, color="0.4", ls="--", lw=1, label="ln 2 (maximum)")
+            ax.set_ylim(bottom=0)
+        if xs_all:
+            _set_xscale(ax, np.concatenate(xs_all))
+        ax.set_xlabel(STEP_LABEL if x == "step" else WALL_LABEL)
+        ax.set_ylabel(_label(metric))
+        ax.set_title(_label(metric).split(" (")[0])
+        ax.grid(True, alpha=0.3)
+    handles, labels = [], []
+    for ax in axes:  # one legend for the figure, de-duplicated
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    if with_paper and any(pub.lookup(canon, a, m, "final") is not None for a in groups for m in panels):
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], color="0.2", ls=":", lw=1.2))
+        labels.append("paper's final value (colour of the algorithm)")
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8, frameon=False)
+    against = "training step" if x == "step" else "wall-clock time"
+    fig.suptitle(f"Suite '{suite}', profile '{profile}': metrics against {against} "
+                 "(line = mean over seeds, band = min–max)", fontsize=11)
+    return _save(fig, Path(out_dir) / f"{suite}-{profile}-vs-{x}.png", dpi)
+
+
+def plot_bnll_vs_jsd(runs: Sequence[Run], suite: str, profile: str, out_dir: str | os.PathLike,
+                     dpi: int = DPI) -> Path | None:
+    """Figure 3b: the mediator's balanced NLL against the exact JSD, for runs that log both."""
+    runs = [r for r in runs if r.complete and r.suite == suite and r.profile == profile and r.metrics is not None
+            and {"bnll", "jsd"} <= set(r.metrics.columns)]
+    if not runs:
+        return None
+    fig = Figure(figsize=(11.0, 4.4), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    ax1r = ax1.twinx()
+    xs = []
+    for algo, rs in _by_algo(runs).items():
+        color = algo_color(algo)
+        b, j = seed_curves(rs, "bnll"), seed_curves(rs, "jsd")
+        xs.append(b["step"].to_numpy(float))
+        ax1.plot(b["step"], b["mean"], color=color, lw=1.6, label=f"{algo}: balanced NLL (left)")
+        ax1r.plot(j["step"], j["mean"], color=color, lw=1.6, ls="--", label=f"{algo}: exact JSD (right)")
+        if len(rs) > 1:
+            ax1.fill_between(b["step"], b["min"], b["max"], color=color, alpha=0.15, lw=0)
+            ax1r.fill_between(j["step"], j["min"], j["max"], color=color, alpha=0.15, lw=0)
+    steps = np.concatenate(xs) if xs else np.array([])
+    _set_xscale(ax1, steps)
+    ax1.set_xlabel(STEP_LABEL)
+    ax1.set_ylabel(LABELS["bnll"])
+    ax1r.set_ylabel(LABELS["jsd"])
+    ax1.set_title("balanced NLL and exact JSD during training")
+    h1, l1 = ax1.get_legend_handles_labels()
+    h2, l2 = ax1r.get_legend_handles_labels()
+    ax1.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper right")
+    ax1.grid(True, alpha=0.3)
+    both = []
+    for r in runs:
+        d = r.metrics[["step", "bnll", "jsd"]].dropna()
+        both.append(d.assign(seed=r.seed, algo=r.algo))
+    d = pd.concat(both, ignore_index=True)
+    sc = None
+    for algo, dd in d.groupby("algo", sort=False):
+        for seed, ds in dd.groupby("seed"):
+            ax2.plot(ds["jsd"], ds["bnll"], color=algo_color(algo), lw=0.8, alpha=0.5)
+        sc = ax2.scatter(dd["jsd"], dd["bnll"], c=dd["step"], cmap="viridis", s=22, edgecolors=algo_color(algo),
+                         linewidths=0.8, label=f"{algo} ({dd['seed'].nunique()} seeds)")
+    if sc is not None:
+        fig.colorbar(sc, ax=ax2, label=STEP_LABEL)
+    ax2.set_xlabel(LABELS["jsd"])
+    ax2.set_ylabel(LABELS["bnll"])
+    ax2.set_title("balanced NLL against exact JSD (each evaluation)")
+    ax2.legend(fontsize=8)
+    ax2.grid(True, alpha=0.3)
+    fig.suptitle(f"Suite '{suite}', profile '{profile}': CoT mediator's balanced NLL vs the exact JSD "
+                 "(line = mean over seeds, band = min–max)", fontsize=11)
+    return _save(fig, Path(out_dir) / f"{suite}-{profile}-cot-bnll-vs-jsd.png", dpi)
+
+
+def plot_all(runs_dir: str | os.PathLike = "results/runs", out_dir: str | os.PathLike = DEFAULT_OUT,
+             suite: str | None = None, runs: Sequence[Run] | None = None, dpi: int = DPI) -> list[Path]:
+    """Every figure for every (suite, profile) with complete runs; returns the files written."""
+    if runs is None:
+        runs = load_runs(runs_dir, suite)
+    done = [r for r in runs if r.complete]
+    if not done:
+        raise TextbenchError(f"no complete runs under {runs_dir}" + (f" for suite {suite!r}" if suite else ""))
+    written: list[Path] = []
+    for s, p in sorted({(r.suite, r.profile) for r in done}):
+        for fn in (lambda: plot_curves(done, s, p, out_dir, "step", dpi),
+                   lambda: plot_curves(done, s, p, out_dir, "wall", dpi),
+                   lambda: plot_bnll_vs_jsd(done, s, p, out_dir, dpi)):
+            path = fn()
+            if path is not None:
+                written.append(path)
+    return written
