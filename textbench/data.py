@@ -167,6 +167,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         ("numpy", "dtype"),
         ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),  # pickle protocol 2 stores array bytes through it; it only encodes text
     }
 
     def find_class(self, module: str, name: str):

@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from ..io import read_json
 from .loop import Run, train
@@ -20,8 +21,14 @@ def replay_run(run_dir: Path, max_evals: int = 2) -> pd.DataFrame:
     cfg = read_json(Path(run_dir) / "config.json")
     settings = cfg["settings"]
     stop = min(int(settings["steps"]), int(settings["eval_every"]) * max_evals)
-    with tempfile.TemporaryDirectory(prefix="textbench-replay-") as tmp:
-        run = Run(cfg["algo"], cfg["suite"], cfg["profile"], cfg["seed"], overrides=settings, run_dir=Path(tmp) / "run")
-        train(run, progress=False, stop_at_step=stop, log=lambda _msg: None)
-        rows = read_metrics(Path(tmp) / "run" / "metrics.csv")
+    # float reductions depend on the number of intra-op threads: replay with the run's own count
+    threads = torch.get_num_threads()
+    torch.set_num_threads(int(cfg.get("versions", {}).get("torch_threads", threads)))
+    try:
+        with tempfile.TemporaryDirectory(prefix="textbench-replay-") as tmp:
+            run = Run(cfg["algo"], cfg["suite"], cfg["profile"], cfg["seed"], overrides=settings, run_dir=Path(tmp) / "run")
+            train(run, progress=False, stop_at_step=stop, log=lambda _msg: None)
+            rows = read_metrics(Path(tmp) / "run" / "metrics.csv")
+    finally:
+        torch.set_num_threads(threads)
     return pd.DataFrame(rows)

@@ -60,6 +60,8 @@ def nll_test(g_lp_on_test: torch.Tensor, signature: dict | None = None, mask: to
 
 
 def _mean_nll(name: str, lp: torch.Tensor, signature: dict | None, mask: torch.Tensor | None = None) -> Score:
+    if mask is not None:
+        lp = lp * mask
     tokens = mask.sum(dim=1).double() if mask is not None else torch.full((lp.shape[0],), float(lp.shape[1]), dtype=torch.float64)
     total = tokens.sum()
     value = -float(lp.sum() / total)

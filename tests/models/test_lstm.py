@@ -1,0 +1,76 @@
+import itertools
+import math
+
+import pytest
+import torch
+
+from textbench.errors import TextbenchError
+from textbench.models.lstm import LSTMLM, sample_categorical
+
+
+def tiny_model(v=3, l=3, seed=0):
+    return LSTMLM(v, 4, 5, l).init_normal_(1.0, torch.Generator().manual_seed(seed)).eval()
+
+
+def test_sequence_probabilities_sum_to_one():
+    m = tiny_model()
+    seqs = torch.tensor(list(itertools.product(range(3), repeat=3)))
+    total = float(m.token_log_probs(seqs).double().sum(1).exp().sum())
+    assert total == pytest.approx(1.0, abs=1e-5)
+
+
+def test_sampling_matches_model_probabilities():
+    m = tiny_model(v=3, l=2, seed=1)
+    x = m.sample(60_000, torch.Generator().manual_seed(0))
+    seqs = torch.tensor(list(itertools.product(range(3), repeat=2)))
+    p = m.token_log_probs(seqs).double().sum(1).exp()
+    freq = torch.stack([((x == s).all(1)).double().mean() for s in seqs])
+    se = (p * (1 - p) / 60_000).sqrt()
+    assert ((freq - p).abs() <= 5 * se + 1e-4).all(), (freq, p)
+
+
+def test_sample_categorical_never_draws_zero_probability_and_is_seeded():
+    logits = torch.tensor([[0.0, -math.inf, 0.0, -math.inf], [-math.inf, -math.inf, -math.inf, 1.0]]).repeat(500, 1)
+    a = sample_categorical(logits, torch.Generator().manual_seed(3))
+    b = sample_categorical(logits, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+    assert set(a[0::2].tolist()) <= {0, 2} and set(a[1::2].tolist()) == {3}
+    assert 0.4 < (a[0::2] == 0).double().mean() < 0.6
+
+
+def test_temperature_sharpens():
+    m = tiny_model(v=5, l=4, seed=2)
+    g = torch.Generator().manual_seed(0)
+    cold = m.sample(4000, g, temperature=0.3)
+    hot = m.sample(4000, g, temperature=1.0)
+    assert m.token_log_probs(cold).mean() > m.token_log_probs(hot).mean()
+    with pytest.raises(TextbenchError):
+        m.sample(1, g, temperature=0)
+
+
+def test_bad_ids_are_clear_errors():
+    m = tiny_model()
+    with pytest.raises(TextbenchError, match="out of range"):
+        m.token_log_probs(torch.tensor([[0, 1, 3]]))
+    with pytest.raises(TextbenchError, match="shape"):
+        m.token_log_probs(torch.tensor([0, 1, 2]))
+    with pytest.raises(TextbenchError, match="integer"):
+        m.token_log_probs(torch.tensor([[0.0, 1.0, 2.0]]))
+
+
+def test_inference_and_training_paths_agree():
+    m = tiny_model(v=7, l=5)
+    x = m.sample(16, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a = m.token_log_probs(x)
+    b = m.token_log_probs(x)
+    assert torch.allclose(a, b.detach(), atol=1e-5)
+
+
+def test_mediator_init_is_orthogonal_per_gate():
+    m = LSTMLM(11, 6, 6, 4).init_mediator_(0.1, torch.Generator().manual_seed(0))
+    for w in (m.lstm.weight_ih_l0, m.lstm.weight_hh_l0):
+        for gate in range(4):
+            block = w[gate * 6 : (gate + 1) * 6]
+            assert torch.allclose(block @ block.T, torch.eye(6), atol=1e-5)
+    assert float(m.lstm.bias_ih_l0.abs().sum() + m.lstm.bias_hh_l0.abs().sum()) == 0.0
