@@ -42,8 +42,9 @@ reduced by them — the error message says to what):
 * a run of any other algorithm (``mle``, ``cot``, ...), or weights only: G ← its generator; MLE
   pre-training is skipped. D is pre-trained as usual.
 * a run of an algorithm of this family stopped at or after the end of its MLE phase: G ← its generator
-  (MLE skipped); if it also finished its D pre-training and its discriminator has the same shapes as
-  ours, D and D's Adam state ← its own (D pre-training skipped). A source stopped inside its MLE phase is
+  (MLE skipped); if it also finished its D pre-training, its discriminator is of the same kind (a
+  real/fake classifier for SeqGAN, MaliGAN, GCN; a ranker for RankGAN) and has the same shapes as ours,
+  D and D's Adam state ← its own (D pre-training skipped). A source stopped inside its MLE phase is
   an error (resume it first).
 
 Optimizer moments of G are not carried over (the adversarial optimizer is fresh anyway). The suite
@@ -66,6 +67,7 @@ from ..errors import TextbenchError
 from ..io import read_json, safe_torch_load
 from ..models.discriminator import SEQGAN_FILTERS, TEXYGEN_FILTERS, CNNDiscriminator
 from ..models.rollout import rollout_rewards, sequence_reward
+from ..registry import ALGORITHMS
 from .base import GENERATOR_DEFAULTS, GENERATOR_HELP, Algorithm, BatchCycler, clip_and_step
 
 EPOCH = 156  # minibatches of 64 in the 9,984 training sequences
@@ -153,6 +155,7 @@ class PhasedAlgorithm(Algorithm):
     defaults = PHASE_DEFAULTS
     help = PHASE_HELP
     uses_rollout = False
+    d_kind = "classifier"  # what the "discriminator" module is trained as (init_from reuses only the same kind)
 
     def __init__(self, suite, settings, rng):
         super().__init__(suite, settings, rng)
@@ -230,7 +233,9 @@ class PhasedAlgorithm(Algorithm):
                     f"init_from={path}: that {src_algo} run stopped at step {step}, inside its MLE pre-training "
                     f"(steps 1..{p_end}); resume it first"
                 )
-            if step >= d_end and "discriminator" in state["modules"]:
+            src_cls = ALGORITHMS.get(src_algo) if src_algo in ALGORITHMS else None
+            same_kind = getattr(src_cls, "d_kind", None) == self.d_kind
+            if step >= d_end and same_kind and "discriminator" in state["modules"]:
                 try:
                     self.d.load_state_dict(state["modules"]["discriminator"])
                     if "discriminator" in state.get("optimizers", {}):

@@ -79,6 +79,7 @@ def ranker_loss(scores: torch.Tensor, labels: torch.Tensor, ref_size: int) -> to
 class RankGAN(PolicyGradientGAN):
     name = "rankgan"
     uses_rollout = True
+    d_kind = "ranker"
     defaults = {
         **{k: v for k, v in PHASE_DEFAULTS.items() if k != "d_l2"},
         **PG_DEFAULTS,
