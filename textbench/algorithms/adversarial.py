@@ -121,11 +121,11 @@ PG_HELP = {
     "d_steps": "D calls per adversarial step",
     "pg_reduction": "policy-gradient loss: sum over B x L terms (published) or mean",
 }
-ROLLOUT_DEFAULTS: dict[str, Any] = {"rollout_num": 16, "rollout_update_rate": 0.0, "rollout_chunk": 8192}
+ROLLOUT_DEFAULTS: dict[str, Any] = {"rollout_num": 16, "rollout_update_rate": 0.0, "rollout_chunk": 0}
 ROLLOUT_HELP = {
     "rollout_num": "Monte-Carlo completions per prefix (K)",
     "rollout_update_rate": "0 = roll out with the current generator (what the references ran); r > 0 = delayed copy pi <- r pi + (1-r) G",
-    "rollout_chunk": "rows per batched rollout sampling chunk (memory ~ rollout_chunk x vocab floats)",
+    "rollout_chunk": "rows per batched rollout sampling chunk (0 = auto: 2^20 / vocab rows, ~4 MB of logits)",
 }
 
 SEQGAN_D = {

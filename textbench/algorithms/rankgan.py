@@ -125,7 +125,7 @@ class RankGAN(PolicyGradientGAN):
         def reward_fn(y):
             g, b, length = y.shape
             flat = y.reshape(g * b, length)
-            feats = torch.cat([self.d.features(flat[i : i + 4096]) for i in range(0, flat.shape[0], 4096)])
+            feats = torch.cat([self.d.features(flat[i : i + 256]) for i in range(0, flat.shape[0], 256)])
             return torch.softmax(rank_scores(feats, ref, gamma).view(g, b), dim=1)
 
         return self.rollout(x, reward_fn)
