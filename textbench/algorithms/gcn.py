@@ -110,7 +110,7 @@ class GCN(PhasedAlgorithm):
         "gcn_top_p": "nucleus mass of the nucleus proposal",
     }
     profiles = {
-        "quick": {**{k: v for k, v in QUICK_GAN.items() if k not in ("rollout_num", "d_steps")}, "adv_g_steps": 5},
+        "quick": {**{k: v for k, v in QUICK_GAN.items() if k not in ("rollout_num", "d_steps")}, "adv_g_steps": 3},
         "paper": {**{k: v for k, v in TEXYGEN_PAPER.items() if k not in ("rollout_num", "d_steps")}, "adv_g_steps": 10},
     }
 
