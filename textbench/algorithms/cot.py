@@ -82,6 +82,8 @@ class CoT(Algorithm):
         "quick": {"steps": 1500, "eval_every": 250},
         "paper": {"steps": 200_000, "eval_every": 1000},
     }
+    # a CoT step on coco (V≈4,660, L=38) costs ~1.4 s of CPU: keep the quick profile to minutes
+    suite_profiles = {("quick", "coco"): {"steps": 200, "eval_every": 50}, ("quick", "emnlp"): {"steps": 200, "eval_every": 50}}
 
     def __init__(self, suite, settings, rng):
         super().__init__(suite, settings, rng)
