@@ -79,7 +79,7 @@ class CoT(Algorithm):
         "shuffle": "reshuffle the real batches every epoch (published: sequential)",
     }
     profiles = {
-        "quick": {"steps": 1500, "eval_every": 250},
+        "quick": {"steps": 300, "eval_every": 100},
         "paper": {"steps": 200_000, "eval_every": 1000},
     }
     # a CoT step on coco (V≈4,660, L=38) costs ~1.4 s of CPU: keep the quick profile to minutes
