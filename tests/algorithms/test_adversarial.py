@@ -15,15 +15,6 @@ from textbench.io import safe_torch_load
 SCHEDULE = {"pretrain_steps": 2, "mle_batches": 0, "d_pretrain_steps": 2, "adv_steps": 3, "steps": 7, "eval_every": 2, "rollout_num": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small ops on a shared 2-core machine: one intra-op thread avoids OpenMP oversubscription."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def quiet(_msg):
     pass
 

@@ -16,15 +16,6 @@ SCHEDULE = {"pretrain_steps": 3, "mle_batches": 0, "d_pretrain_steps": 2, "adv_s
 ROLLOUT = {"rollout_num": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small ops on a shared 2-core machine: one intra-op thread avoids OpenMP oversubscription."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def quiet(_msg):
     pass
 
