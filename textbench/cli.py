@@ -14,15 +14,29 @@ import click
 from .errors import TextbenchError
 
 
+MAX_SAMPLES = 10_000_000  # generate -n: more is a typo, not a request
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def _clean_errors(fn):
-    """Every TextbenchError becomes one line on stderr and exit status 2 (never a traceback)."""
+    """Every TextbenchError, and every bad option or argument (click's usage errors), becomes one line
+    ``error: ...`` on stderr and exit status 2 (never a traceback)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except TextbenchError as e:
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {_one_line(e)}", err=True)
+            sys.exit(getattr(e, "exit_code", 2))
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as e:
+            hint = f" (see {e.ctx.command_path} --help)" if e.ctx else ""
+            click.echo(f"error: {_one_line(e.format_message())}{hint}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted; resume with --resume", err=True)
@@ -52,21 +66,25 @@ def main(data_dir):
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override any setting (repeatable)")
 @click.option("--oracle", type=click.Choice(["seqgan", "seeded"]), help="synthetic suite: shortcut for --set oracle=...")
-@click.option("--run-dir", type=click.Path(file_okay=False), help="default: results/runs/<suite>/<algo>/<profile>-seed<N>")
-@click.option("--results", "results_root", default="results", show_default=True, type=click.Path(file_okay=False))
-@click.option("--resume", is_flag=True, help="continue the run from its last checkpoint")
-@click.option("--force", is_flag=True, help="delete an existing run directory and start over")
-@click.option("--stop-at-step", type=int, help="stop (resumably) after this many steps")
+@click.option("--run-dir", type=click.Path(file_okay=False), help="default: <results>/runs/<suite>/<algo>/<profile>-seed<N>[-set<hash>]")
+@click.option("--results", "results_root", type=click.Path(file_okay=False),
+              help="results folder (default: $TEXTBENCH_RESULTS, else the user data dir; the committed campaign: results)")
+@click.option("--resume", is_flag=True, help="continue the unfinished run from its last checkpoint")
+@click.option("--force", is_flag=True, help="delete the run directory's previous run (a textbench run only) and start over")
+@click.option("--stop-at-step", type=click.IntRange(min=0), help="stop (resumably) after this many steps")
+@click.option("--checkpoint-minutes", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="also checkpoint after this much wall time (a kill loses at most this)")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
-def run(algo, suite, profile, seed, overrides, oracle, run_dir, results_root, resume, force, stop_at_step, no_progress):
+def run(algo, suite, profile, seed, overrides, oracle, run_dir, results_root, resume, force, stop_at_step, checkpoint_minutes, no_progress):
     """Train ALGO on SUITE, evaluating and checkpointing as it goes."""
     from .engine.loop import Run, train
 
     overrides = list(overrides) + ([f"oracle={oracle}"] if oracle else [])
-    r = Run(algo, suite, profile, seed, overrides, Path(run_dir) if run_dir else None, Path(results_root))
+    r = Run(algo, suite, profile, seed, overrides, Path(run_dir) if run_dir else None, Path(results_root) if results_root else None)
     click.echo(f"run {r.run_dir}  ({algo} on {suite}, profile {profile}, seed {seed})")
-    summary = train(r, resume=resume, force=force, progress=not no_progress, stop_at_step=stop_at_step)
-    final = " | ".join(f"{k} {v:.4f}" for k, v in summary["final"].items())
+    summary = train(r, resume=resume, force=force, progress=not no_progress, stop_at_step=stop_at_step,
+                    checkpoint_every_s=60.0 * checkpoint_minutes)
+    final = " | ".join(f"{k} {v:.4f}" for k, v in summary["final"].items() if not k.endswith("_se"))
     state = "complete" if summary["complete"] else f"stopped at step {summary['steps']} (resume with --resume)"
     click.echo(f"{state}: {final}  [{summary['wall_s']:.1f}s]")
     click.echo(f"settings: {json.dumps(summary.get('suite_signature', {}))}; eval_samples {summary.get('eval_samples')}")
@@ -96,11 +114,23 @@ def list_(as_json):
 @click.option("--algo", required=True)
 @click.option("--suite", required=True)
 @click.option("--profile", default="quick", show_default=True)
-def settings(algo, suite, profile):
-    """The fully resolved settings of ALGO on SUITE under PROFILE (what --set can change)."""
+@click.option("--json", "as_json", is_flag=True, help="the plain resolved dict")
+def settings(algo, suite, profile, as_json):
+    """The fully resolved settings of ALGO on SUITE under PROFILE (what --set can change), with their
+    type, allowed range and meaning."""
+    from .config import describe_settings
     from .engine.loop import resolve_settings
+    from .registry import ALGORITHMS, SUITES
 
-    click.echo(json.dumps(resolve_settings(algo, suite, profile), indent=2, sort_keys=True))
+    resolved = resolve_settings(algo, suite, profile)
+    if as_json:
+        click.echo(json.dumps(resolved, indent=2, sort_keys=True))
+        return
+    info = describe_settings(resolved, ALGORITHMS.get(algo), SUITES.get(suite))
+    rows = [(k, json.dumps(i.default), f"{i.type} {i.range}", i.help) for k, i in info.items()]
+    widths = [max(len(r[c]) for r in rows + [("key", "value", "type/range", "")]) for c in range(3)]
+    for r in [("key", "value", "type/range", "help")] + rows:
+        click.echo("  ".join(f"{v:<{w}}" for v, w in zip(r[:3], widths)) + "  " + r[3])
 
 
 @main.command()
@@ -117,8 +147,12 @@ def generate(run_dir, num, temperature, seed, checkpoint, out):
     from .engine.loop import load_generator
     from .io import atomic_write_text
 
-    if num < 1:
-        raise TextbenchError("-n must be at least 1")
+    if not 1 <= num <= MAX_SAMPLES:
+        raise TextbenchError(f"-n {num}: expected 1 to {MAX_SAMPLES:,} samples")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise TextbenchError(f"--temperature {temperature}: expected a finite number > 0")
+    if not 0 <= seed < 2**63:
+        raise TextbenchError(f"--seed {seed}: expected 0 <= seed < 2**63")
     suite, generator, _cfg = load_generator(Path(run_dir), Path(checkpoint) if checkpoint else None)
     samples = generator.sample(num, torch.Generator().manual_seed(seed), temperature=temperature)
     text = "\n".join(suite.format_samples(samples)) + "\n"
@@ -147,11 +181,13 @@ def eval_(suite, samples, references, metrics, overrides, as_json):
         result = {name: s.value for name, s in scores.items()}
         signatures = {name: str(s.signature) if not isinstance(s.signature, dict) else s.signature for name, s in scores.items()}
     else:
-        from .config import apply_overrides
+        from .config import apply_overrides, validate_settings
         from .registry import SUITES
 
         suite_cls = SUITES.get(suite)
-        s = suite_cls(apply_overrides(dict(suite_cls.defaults), list(overrides)))
+        suite_settings = apply_overrides(dict(suite_cls.defaults), list(overrides))
+        validate_settings(suite_settings)
+        s = suite_cls(suite_settings)
         result = s.evaluate_samples(s.read_samples(samples))
         signatures = {"suite": s.signature(), "samples": str(samples)}
     if as_json:
@@ -169,17 +205,20 @@ def data():
 
 @data.command()
 def verify():
-    """Check every data file's SHA-256 (missing files are listed, not fatal)."""
+    """Check every data file's SHA-256: ok, missing or corrupt (SHA-256 mismatch); exit 1 if any is not ok."""
     from . import data as d
 
-    missing = 0
+    bad = 0
     for rel in d.FILES:
         try:
             click.echo(f"ok       {d.locate(rel)}")
+        except d.CorruptDataFile as e:
+            bad += 1
+            click.echo(f"corrupt  {_one_line(e)}")
         except TextbenchError as e:
-            missing += 1
-            click.echo(f"missing  {rel}: {e}")
-    sys.exit(1 if missing else 0)
+            bad += 1
+            click.echo(f"missing  {rel}: {_one_line(e)}")
+    sys.exit(1 if bad else 0)
 
 
 @data.command()

@@ -21,6 +21,10 @@ from .errors import TextbenchError
 from .io import atomic_write_bytes, sha256_file
 
 
+class CorruptDataFile(TextbenchError):
+    """A data file is there but its SHA-256 is not the benchmark file's."""
+
+
 @dataclass(frozen=True)
 class DataFile:
     relpath: str
@@ -118,12 +122,18 @@ def locate(relpath: str) -> Path:
 
 
 def verify(path: Path, expected: str) -> None:
-    key = (str(path), path.stat().st_mtime)
-    digest = _verified.get(key) or sha256_file(path)
+    try:
+        key = (str(path), path.stat().st_mtime)
+        digest = _verified.get(key) or sha256_file(path)
+    except OSError as e:
+        raise TextbenchError(f"{path}: cannot read ({e.strerror or e})") from None
     if digest != expected and path.suffix == ".npz" and oracle_content_sha256(path) == ORACLE_CONTENT_SHA256:
         digest = expected
     if digest != expected:
-        raise TextbenchError(f"{path}: SHA-256 mismatch (got {digest[:16]}…, expected {expected[:16]}…); file is corrupt or not the benchmark file")
+        raise CorruptDataFile(
+            f"{path}: corrupt (SHA-256 mismatch: got {digest[:16]}…, expected {expected[:16]}…); "
+            "not the benchmark file: delete it and run `textbench data fetch`"
+        )
     _verified[key] = digest
 
 

@@ -13,8 +13,17 @@ from typing import Any
 from .errors import TextbenchError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file in the same folder, fsync it, then rename it over ``path``."""
+    """Write ``data`` to a temporary file in the same folder, fsync it, then rename it over ``path``.
+
+    The file gets the mode a plain ``open(path, "w")`` would give (0666 minus the umask), not
+    ``mkstemp``'s private 0600. A full disk or any other OSError is one line, and no file is left."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -23,7 +32,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise TextbenchError(f"cannot write {path}: {e.strerror or e}") from None
     except BaseException:
         try:
             os.unlink(tmp)

@@ -87,13 +87,16 @@ def test_resume_after_kill_9(tiny, tmp_path):
 
 
 def test_existing_run_is_not_overwritten(tiny, tmp_path):
-    quiet(Run("mle", "synthetic", "quick", 0, tiny, tmp_path / "r"))
-    before = (tmp_path / "r" / "metrics.csv").read_text()
-    with pytest.raises(TextbenchError, match="already holds a run"):
-        quiet(Run("mle", "synthetic", "quick", 0, tiny, tmp_path / "r"))
-    assert (tmp_path / "r" / "metrics.csv").read_text() == before
-    with pytest.raises(TextbenchError, match="not this one"):
+    first = quiet(Run("mle", "synthetic", "quick", 0, tiny, tmp_path / "r"))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()}
+    # the same command again reports the complete run and changes nothing; so does --resume
+    assert quiet(Run("mle", "synthetic", "quick", 0, tiny, tmp_path / "r")) == first
+    assert quiet(Run("mle", "synthetic", "quick", 0, tiny, tmp_path / "r"), resume=True) == first
+    with pytest.raises(TextbenchError, match="holds a complete run with other settings"):
+        quiet(Run("mle", "synthetic", "quick", 0, {**tiny, "g_lr": 0.02}, tmp_path / "r"))
+    with pytest.raises(TextbenchError, match="holds a run of another kind"):
         quiet(Run("cot", "synthetic", "quick", 0, tiny, tmp_path / "r"), resume=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()} == before
     quiet(Run("mle", "synthetic", "quick", 0, tiny, tmp_path / "r"), force=True)
 
 
@@ -112,7 +115,7 @@ def test_nan_loss_stops_and_keeps_last_checkpoint(tiny, tmp_path, monkeypatch):
         return {"g_loss": float("nan")} if step == 15 else logs
 
     monkeypatch.setattr(MLE, "train_step", poisoned)
-    with pytest.raises(TextbenchError, match=r"non-finite g_loss = nan at step 15; the checkpoint of step 10"):
+    with pytest.raises(TextbenchError, match=r"non-finite g_loss = nan at step 15; the checkpoint of step 10 "):
         quiet(Run("mle", "synthetic", "quick", 0, tiny, tmp_path / "r"))
     state = torch.load(tmp_path / "r" / "checkpoints" / "last.pt", weights_only=True)
     assert state["step"] == 10

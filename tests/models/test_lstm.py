@@ -74,3 +74,22 @@ def test_mediator_init_is_orthogonal_per_gate():
             block = w[gate * 6 : (gate + 1) * 6]
             assert torch.allclose(block @ block.T, torch.eye(6), atol=1e-5)
     assert float(m.lstm.bias_ih_l0.abs().sum() + m.lstm.bias_hh_l0.abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("algo", ["mle", "cot", "seqgan", "leakgan"])
+def test_one_bias_cells_keep_bias_hh_at_zero_through_training(algo, tiny, tmp_path):
+    """TF's LSTM cell has one bias per gate: bias_hh stays 0 (frozen) in every LSTM an algorithm trains,
+    while bias_ih does move (protocol: one bias, trained at the cell's own rate)."""
+    from textbench.engine.loop import build, resolve_settings
+
+    settings = resolve_settings(algo, "synthetic", "quick", {**tiny, "steps": 3})
+    _suite, algorithm = build(algo, "synthetic", settings, 0)
+    lstms = {f"{k}.{n}": m for k, mod in algorithm.modules().items() for n, m in mod.named_modules() if isinstance(m, torch.nn.LSTM)}
+    assert lstms
+    before = {k: m.bias_ih_l0.detach().clone() for k, m in lstms.items()}
+    for step in range(1, 4):
+        algorithm.train_step(step)
+    for k, m in lstms.items():
+        assert not m.bias_hh_l0.requires_grad, k
+        assert torch.count_nonzero(m.bias_hh_l0) == 0, k
+    assert any(not torch.equal(before[k], m.bias_ih_l0) for k, m in lstms.items())

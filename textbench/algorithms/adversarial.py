@@ -63,6 +63,7 @@ from typing import Any
 
 import torch
 
+from ..config import COUNT, COUNT0, FLAG, TEXT, Spec
 from ..errors import TextbenchError
 from ..io import read_json, safe_torch_load
 from ..models.discriminator import SEQGAN_FILTERS, TEXYGEN_FILTERS, CNNDiscriminator
@@ -128,6 +129,28 @@ ROLLOUT_HELP = {
     "rollout_chunk": "rows per batched rollout sampling chunk (0 = auto: 2^20 / vocab rows, ~4 MB of logits)",
 }
 
+# type and range of every key above that its name family does not cover (config.FAMILY_SPECS)
+PHASE_SPECS: dict[str, Spec] = {
+    "shuffle": FLAG,
+    "pretrain_steps": COUNT0,
+    "mle_batches": COUNT0,
+    "d_pretrain_steps": COUNT0,
+    "adv_steps": COUNT0,
+    "adv_g_steps": COUNT0,
+    "init_from": TEXT,
+    "d_filter_sizes": Spec("list", item="int", ge=1),
+    "d_num_filters": Spec("list", item="int", ge=1),
+    "d_l2": Spec("float", ge=0),
+    "d_samples": COUNT,
+    "d_epochs": COUNT,
+}
+PG_SPECS: dict[str, Spec] = {"d_steps": COUNT0, "pg_reduction": Spec("str", choices=("sum", "mean"))}
+ROLLOUT_SPECS: dict[str, Spec] = {
+    "rollout_num": COUNT,
+    "rollout_update_rate": Spec("float", ge=0, le=1),
+    "rollout_chunk": COUNT0,
+}
+
 SEQGAN_D = {
     "d_emb": SEQGAN_FILTERS.emb_dim,
     "d_filter_sizes": list(SEQGAN_FILTERS.filter_sizes),
@@ -154,6 +177,7 @@ class PhasedAlgorithm(Algorithm):
 
     defaults = PHASE_DEFAULTS
     help = PHASE_HELP
+    specs = PHASE_SPECS
     uses_rollout = False
     d_kind = "classifier"  # what the "discriminator" module is trained as (init_from reuses only the same kind)
 
@@ -373,6 +397,7 @@ class PolicyGradientGAN(PhasedAlgorithm):
 
     defaults = {**PHASE_DEFAULTS, **PG_DEFAULTS}
     help = {**PHASE_HELP, **PG_HELP}
+    specs = {**PHASE_SPECS, **PG_SPECS, **ROLLOUT_SPECS}  # seqgan, maligan, rankgan
 
     def rewards(self, x: torch.Tensor) -> torch.Tensor:
         """Rewards [B, L] of the generated batch ``x``."""

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..errors import TextbenchError
 from ..models.lstm import LSTMLM
 
 
@@ -21,6 +22,8 @@ class Algorithm:
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     help: ClassVar[dict[str, str]] = {}
+    # key -> textbench.config.Spec (type and range) for keys its name family does not cover (config.FAMILY_SPECS)
+    specs: ClassVar[dict[str, Any]] = {}
     profiles: ClassVar[dict[str, dict[str, Any]]] = {"quick": {}, "paper": {}}
     # (profile, suite) -> extra settings applied after the profile, e.g. longer sequences on emnlp
     suite_profiles: ClassVar[dict[tuple[str, str], dict[str, Any]]] = {}
@@ -76,7 +79,7 @@ class BatchCycler:
 
     def __init__(self, data: torch.Tensor, batch_size: int, rng: torch.Generator, shuffle: bool = False):
         if data.shape[0] < batch_size:
-            raise ValueError(f"training set has {data.shape[0]} sequences, fewer than one batch of {batch_size}")
+            raise TextbenchError(f"setting batch_size={batch_size}: larger than the training set ({data.shape[0]} sequences)")
         self.data, self.batch_size, self.rng, self.shuffle = data, batch_size, rng, shuffle
         self.num_batches = data.shape[0] // batch_size
         self.pointer = 0

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import torch
 
+from ..config import COUNT, FLAG
 from ..metrics.likelihood import balanced_nll
 from ..registry import register_algorithm
 from .base import GENERATOR_DEFAULTS, GENERATOR_HELP, Algorithm, BatchCycler, clip_and_step
@@ -64,6 +65,7 @@ class CoT(Algorithm):
         "m_steps": 1,
         "shuffle": False,
     }
+    specs = {"m_steps": COUNT, "shuffle": FLAG}  # the rest by name family (config.FAMILY_SPECS)
     help = {
         **GENERATOR_HELP,
         "g_lr": "generator Adam learning rate",

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import torch
 
+from ..config import COUNT, COUNT0, Spec
 from ..errors import TextbenchError
 from ..registry import register_algorithm
-from .adversarial import PHASE_DEFAULTS, PHASE_HELP, PhasedAlgorithm
+from .adversarial import PHASE_DEFAULTS, PHASE_HELP, PHASE_SPECS, PhasedAlgorithm
 from .base import clip_and_step
 from .rankgan import TEXYGEN_PAPER
 from .seqgan import QUICK_GAN
@@ -99,6 +100,14 @@ class GCN(PhasedAlgorithm):
         "gcn_g_steps": 1,
         "gcn_proposal": "generator",
         "gcn_top_p": 0.95,
+    }
+    specs = {
+        **PHASE_SPECS,
+        "gcn_samples": COUNT,
+        "gcn_d_steps": COUNT0,
+        "gcn_g_steps": COUNT,
+        "gcn_proposal": Spec("str", choices=("generator", "nucleus")),
+        "gcn_top_p": Spec("float", gt=0, le=1),
     }
     help = {
         **PHASE_HELP,

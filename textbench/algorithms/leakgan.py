@@ -61,6 +61,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..config import COUNT, COUNT0, FLAG, Spec
 from ..errors import TextbenchError
 from ..models.leakgan import LeakDiscriminator, LeakGANGenerator
 from ..registry import register_algorithm
@@ -163,6 +164,16 @@ class LeakGAN(Algorithm):
         "leak_adv_epochs": 10,
         "leak_inter_mle_epochs": 5,
         "leak_inter_d_calls": 5,
+    }
+    specs = {  # the rest by name family (config.FAMILY_SPECS)
+        "shuffle": FLAG,
+        **{k: COUNT0 for k in ("pretrain_steps", "mle_batches", "d_pretrain_steps", "adv_steps", "adv_g_steps", "d_steps")},
+        **{k: COUNT0 for k in ("leak_adv_epochs", "leak_inter_mle_epochs", "leak_inter_d_calls")},
+        **{k: COUNT for k in ("rollout_num", "d_samples", "d_epochs", "leak_goal_size", "leak_step_size")},
+        "d_filter_sizes": Spec("list", item="int", ge=1),
+        "d_num_filters": Spec("list", item="int", ge=1),
+        "d_l2": Spec("float", ge=0),
+        "leak_delta": Spec("float", gt=0),
     }
     help = {
         **GENERATOR_HELP,

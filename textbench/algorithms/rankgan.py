@@ -38,6 +38,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..config import COUNT, Spec
 from ..models.discriminator import CNNDiscriminator
 from ..registry import register_algorithm
 from .adversarial import PG_DEFAULTS, PG_HELP, PHASE_DEFAULTS, PHASE_HELP, ROLLOUT_DEFAULTS, ROLLOUT_HELP, PolicyGradientGAN
@@ -87,6 +88,7 @@ class RankGAN(PolicyGradientGAN):
         "rank_gamma": 1.0,
         "rank_ref_size": 16,
     }
+    specs = {**PolicyGradientGAN.specs, "rank_gamma": Spec("float", gt=0), "rank_ref_size": COUNT}
     help = {
         **{k: v for k, v in PHASE_HELP.items() if k != "d_l2"},
         **PG_HELP,

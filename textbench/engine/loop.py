@@ -11,9 +11,12 @@ scores exactly what an uninterrupted one does.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +24,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..config import ENGINE_DEFAULTS, apply_overrides, merge_defaults
+from ..config import ENGINE_DEFAULTS, apply_overrides, merge_defaults, validate_settings
 from ..errors import TextbenchError
 from ..io import atomic_torch_save, atomic_write_json, atomic_write_text, read_json, safe_torch_load
 from ..registry import ALGORITHMS, SUITES
@@ -42,7 +45,9 @@ def resolve_settings(algo: str, suite: str, profile: str, overrides: dict | list
     settings.update(suite_cls.profiles.get(profile, {}))
     settings.update(algo_cls.profiles[profile])
     settings.update(algo_cls.suite_profiles.get((profile, suite), {}))
-    return apply_overrides(settings, overrides or {})
+    settings = apply_overrides(settings, overrides or {})
+    validate_settings(settings)  # every value's type and range, and the rules across settings
+    return settings
 
 
 @dataclass
@@ -55,13 +60,14 @@ class Run:
     seed: int = 0
     overrides: dict[str, Any] | list[str] = field(default_factory=dict)
     run_dir: Path | None = None
-    results_root: Path = Path("results")
+    results_root: Path | None = None  # None: $TEXTBENCH_RESULTS or the user data dir (see rundir)
 
     def __post_init__(self):
         self.settings = resolve_settings(self.algo, self.suite, self.profile, self.overrides)
         self.overrides = {k: v for k, v in self.settings.items() if k in _override_keys(self.overrides)}
         if self.run_dir is None:
-            self.run_dir = rundir.default_run_dir(self.results_root, self.suite, self.algo, self.profile, self.seed)
+            root = self.results_root if self.results_root is not None else rundir.user_results_dir()
+            self.run_dir = rundir.default_run_dir(root, self.suite, self.algo, self.profile, self.seed, self.overrides)
         self.run_dir = Path(self.run_dir)
 
 
@@ -80,6 +86,60 @@ def build(algo: str, suite_name: str, settings: dict, seed: int):
     return suite, algorithm
 
 
+class RunInterrupted(TextbenchError):
+    """SIGINT / SIGTERM during training: the state was checkpointed and the run can be resumed."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+def _differences(a: dict, b: dict, keys=None) -> dict:
+    keys = sorted(set(a) | set(b)) if keys is None else keys
+    return {k: (a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)}
+
+
+def _fmt_diff(diff: dict, left: str, right: str) -> str:
+    k, (x, y) = next(iter(diff.items()))
+    more = f" and {len(diff) - 1} more" if len(diff) > 1 else ""
+    return f"{k}: {x!r} {left}, {y!r} {right}{more}"
+
+
+def _prepare(run: Run, resume: bool, force: bool, log) -> tuple[dict, bool]:
+    """Decide what to do with the run directory; returns (settings, resuming). See ``train``."""
+    d = run.run_dir
+    state = rundir.status(d)
+    if state == "foreign":
+        raise TextbenchError(f"{d} holds files but no config.json: not a textbench run directory; choose another --run-dir")
+    if state == "absent":
+        if resume:
+            raise TextbenchError(f"{d}: nothing to resume (no run there); run without --resume to start it")
+        return run.settings, False
+    stored = rundir.read_config(d)
+    ident = {"algo": run.algo, "suite": run.suite, "profile": run.profile, "seed": run.seed}
+    other = _differences({k: stored[k] for k in ident}, ident)
+    if force:
+        rundir.remove_run(d)
+        log(f"--force: removed the previous run in {d}")
+        return run.settings, False
+    if other:
+        raise TextbenchError(f"{d} holds a run of another kind ({_fmt_diff(other, 'there', 'asked')}); choose another --run-dir")
+    if state == "complete":
+        diff = _differences(stored["settings"], run.settings, [k for k in run.settings if k in run.overrides or k not in stored["settings"]])
+        if diff:
+            raise TextbenchError(f"{d} holds a complete run with other settings ({_fmt_diff(diff, 'there', 'asked')}); "
+                                 "use another --run-dir, or --force to replace it")
+        return stored["settings"], True  # the caller reports it complete
+    if not resume:
+        raise TextbenchError(f"{d} holds an unfinished run; use --resume to continue it or --force to start over")
+    if not (d / "checkpoints" / "last.pt").is_file():
+        raise TextbenchError(f"{d}: no checkpoint to resume from (checkpoints/last.pt is missing); use --force to start over")
+    diff = _differences(stored["settings"], run.settings, [k for k in run.overrides])
+    if diff:
+        raise TextbenchError(f"{d}: --resume with other settings ({_fmt_diff(diff, 'in the run', 'asked')}); resume with the run's own")
+    return stored["settings"], True
+
+
 def train(
     run: Run,
     resume: bool = False,
@@ -87,28 +147,72 @@ def train(
     progress: bool = True,
     stop_at_step: int | None = None,
     log: Callable[[str], None] | None = None,
+    checkpoint_every_s: float = 300.0,
 ) -> dict[str, Any]:
-    """Train (or resume) ``run`` to completion, or until ``stop_at_step``; returns the summary."""
-    log = log or (lambda msg: print(msg, flush=True))
-    d: Path = run.run_dir
-    ckpt_path = d / "checkpoints" / "last.pt"
-    settings = run.settings
-    if (d / "config.json").exists():
-        if resume:
-            stored = read_json(d / "config.json")
-            if (stored["algo"], stored["suite"], stored["seed"]) != (run.algo, run.suite, run.seed):
-                raise TextbenchError(f"{d}: holds a run of {stored['algo']}/{stored['suite']} seed {stored['seed']}, not this one")
-            diff = {k: (stored["settings"].get(k), v) for k, v in run.settings.items() if stored["settings"].get(k) != v and k in run.overrides}
-            if diff:
-                raise TextbenchError(f"{d}: --resume with different settings {diff}; resume with the run's own settings")
-            settings = stored["settings"]
-        elif force:
-            shutil.rmtree(d)
-        else:
-            raise TextbenchError(f"{d} already holds a run; use --resume to continue it or --force to start over")
-    elif resume and d.exists() and any(d.iterdir()):
-        raise TextbenchError(f"{d}: no config.json, nothing to resume")
+    """Train (or resume) ``run`` to completion, or until ``stop_at_step``; returns the summary.
 
+    The run directory decides what happens: none → a new run; a complete run → reported, never retrained
+    (``force`` replaces it); an unfinished one → an error unless ``resume`` (continue from its checkpoint,
+    which must exist and agree with config.json) or ``force``. ``force`` deletes only a textbench run
+    directory holding nothing else. One process at a time holds a run directory (a lock).
+
+    Checkpoints are written at every evaluation, every ``checkpoint_every`` steps (setting), every
+    ``checkpoint_every_s`` seconds of wall time, at ``stop_at_step`` and on SIGINT / SIGTERM; a SIGKILL loses
+    at most that interval, and a resumed run writes the same metrics.csv (apart from ``wall_s``) as an
+    uninterrupted one.
+    """
+    log = log or (lambda msg: print(msg, flush=True))
+    if resume and force:
+        raise TextbenchError("give --resume or --force, not both")
+    if stop_at_step is not None and stop_at_step < 0:
+        raise TextbenchError(f"--stop-at-step must be >= 0, not {stop_at_step}")
+    if not checkpoint_every_s > 0:
+        raise TextbenchError(f"the checkpoint interval must be > 0 seconds, not {checkpoint_every_s}")
+    d = Path(run.run_dir)
+    settings, resuming = _prepare(run, resume, force, log)
+    created = not d.exists()
+    if resuming and rundir.status(d) == "complete":
+        log(f"{d}: run already complete; its results stand (use --force to replace it, or another --run-dir)")
+        return read_json(d / "summary.json")
+    try:
+        with rundir.lock(d):
+            rundir.clean_tmp(d)
+            return _train_locked(run, d, settings, resuming, progress, stop_at_step, log, checkpoint_every_s)
+    except BaseException:
+        # a new run that failed before its first checkpoint leaves nothing behind
+        if created and d.is_dir() and not (d / "checkpoints" / "last.pt").exists():
+            shutil.rmtree(d, ignore_errors=True)
+        raise
+
+
+def _load_checkpoint(path: Path, cfg: dict, modules, optimizers, algorithm) -> dict:
+    state = safe_torch_load(path)
+    if not isinstance(state, dict) or not {"step", "modules", "optimizers", "rng", "rows", "accum"} <= set(state):
+        raise TextbenchError(f"{path}: not a textbench training checkpoint")
+    ident = state.get("identity")
+    if isinstance(ident, dict):
+        other = _differences({k: ident.get(k) for k in ("algo", "suite", "seed")}, {k: cfg[k] for k in ("algo", "suite", "seed")})
+        if other:
+            raise TextbenchError(f"{path}: checkpoint of another run ({_fmt_diff(other, 'in the checkpoint', 'in config.json')})")
+        diff = _differences(ident.get("settings") or {}, cfg["settings"])
+        if diff:
+            raise TextbenchError(f"{path.parent.parent}/config.json was edited after the checkpoint ({_fmt_diff(diff, 'in the checkpoint', 'in config.json')}); "
+                                 "restore it or start over with --force")
+    try:
+        for k, m in modules.items():
+            m.load_state_dict(state["modules"][k])
+        for k, o in optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        algorithm.rng.set_state(state["rng"]["train"])
+        torch.set_rng_state(state["rng"]["torch"])
+        algorithm.load_extra_state(state["extra"])
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as e:
+        raise TextbenchError(f"{path}: checkpoint does not match this run ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    return state
+
+
+def _train_locked(run: Run, d: Path, settings: dict, resuming: bool, progress: bool, stop_at_step, log, checkpoint_every_s):
+    ckpt_path = d / "checkpoints" / "last.pt"
     suite, algorithm = build(run.algo, run.suite, settings, run.seed)
     modules, optimizers = algorithm.modules(), algorithm.optimizers()
     steps, eval_every = int(settings["steps"]), int(settings["eval_every"])
@@ -117,34 +221,28 @@ def train(
     rows: list[dict[str, float]] = []
     accum: dict[str, list[float]] = {}  # training scalars since the last evaluation: name -> [sum, count]
     start, wall_before = 0, 0.0
-    if resume and ckpt_path.exists():
-        state = safe_torch_load(ckpt_path)
-        try:
-            for k, m in modules.items():
-                m.load_state_dict(state["modules"][k])
-            for k, o in optimizers.items():
-                o.load_state_dict(state["optimizers"][k])
-            algorithm.rng.set_state(state["rng"]["train"])
-            torch.set_rng_state(state["rng"]["torch"])
-            algorithm.load_extra_state(state["extra"])
-            start, wall_before = int(state["step"]), float(state["wall_s"])
-            rows, accum = list(state["rows"]), {k: list(v) for k, v in state["accum"].items()}
-        except (KeyError, RuntimeError, ValueError, TypeError) as e:
-            raise TextbenchError(f"{ckpt_path}: checkpoint does not match this run ({type(e).__name__}: {e})") from None
+    if resuming:
+        cfg = rundir.read_config(d)
+        state = _load_checkpoint(ckpt_path, cfg, modules, optimizers, algorithm)
+        start, wall_before = int(state["step"]), float(state["wall_s"])
+        rows, accum = list(state["rows"]), {k: list(v) for k, v in state["accum"].items()}
         log(f"resuming {d} from step {start}")
     else:
         d.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(
-            d / "config.json",
-            rundir.make_config(run.algo, run.suite, run.profile, run.seed, settings, run.overrides, suite.signature()),
-        )
-
-    if start >= steps and (d / "summary.json").exists():
-        log(f"{d}: run already complete ({steps} steps)")
-        return read_json(d / "summary.json")
+        cfg = rundir.make_config(run.algo, run.suite, run.profile, run.seed, settings, run.overrides, suite.signature())
+        cfg["segments"] = []
+    # one segment per process that trained this run; a killed one got as far as the checkpoint resumed from
+    segments = [s for s in cfg.get("segments", []) if s.get("start_step", 0) <= start]
+    for s in segments:
+        if s.get("end_step") is None or s["end_step"] > start:
+            s["end_step"] = start
+    segments.append(rundir.segment(start))
+    cfg["segments"] = segments
+    atomic_write_json(d / "config.json", cfg)
 
     t0 = time.perf_counter() - wall_before
     generator = modules["generator"]
+    last_ckpt = {"step": start if resuming else None, "time": time.monotonic()}
 
     def evaluate(step: int) -> None:
         row: dict[str, float] = {"step": step}
@@ -155,14 +253,19 @@ def train(
         row["wall_s"] = time.perf_counter() - t0
         rows.append(row)
         rundir.write_metrics(d, rows)
-        shown = " | ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("step", "wall_s", "jsd_se"))
+        shown = " | ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("step", "wall_s") and not k.endswith("_se"))
         log(f"step {step:>7} | {shown} | {row['wall_s']:.1f}s")
         bar.set_postfix({k: f"{row[k]:.3f}" for k in ("nll_oracle", "nll_test", "jsd", "bleu-2") if k in row})
 
     def checkpoint(step: int) -> None:
+        for name, m in modules.items():
+            if not all(torch.isfinite(p).all() for p in m.parameters()):
+                kept = f"the checkpoint of step {last_ckpt['step']} is kept" if last_ckpt["step"] is not None else "no checkpoint was kept"
+                raise TextbenchError(f"non-finite weights in {name} after step {step}; {kept} in {ckpt_path} (try a smaller learning rate)")
         state = {
             "step": step,
             "wall_s": time.perf_counter() - t0,
+            "identity": {"algo": run.algo, "suite": run.suite, "seed": run.seed, "settings": settings},
             "modules": {k: m.state_dict() for k, m in modules.items()},
             "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
             "rng": {"train": algorithm.rng.get_state(), "torch": torch.get_rng_state()},
@@ -171,60 +274,93 @@ def train(
             "accum": accum,
         }
         atomic_torch_save(state, ckpt_path)
+        last_ckpt.update(step=step, time=time.monotonic())
+
+    def finish(done: int) -> dict:
+        wall = time.perf_counter() - t0
+        complete = done >= steps
+        extra = {"suite_signature": suite.signature(), "eval_samples": int(settings["eval_samples"])}
+        if complete:
+            final_rng = torch.Generator().manual_seed(eval_seed(run.seed, -1))
+            samples = generator.sample(int(settings["final_samples"]), final_rng)
+            atomic_write_text(d / "samples.txt", "\n".join(suite.format_samples(samples)) + "\n")
+            atomic_torch_save({k: v.detach().cpu() for k, v in generator.state_dict().items()}, d / "generator.pt")
+        cfg["segments"][-1]["end_step"] = done
+        atomic_write_json(d / "config.json", cfg)
+        summary = rundir.summarize(rows, done, wall, complete, extra)
+        rundir.write_summary(d, summary)
+        return summary
 
     from tqdm import tqdm
 
     bar = tqdm(total=steps, initial=start, disable=not progress, file=sys.stderr, dynamic_ncols=True, desc=f"{run.algo}/{run.suite}")
-    if start == 0:
+    if not rows:
         evaluate(0)
         checkpoint(0)
-    last = stop_at_step if stop_at_step is not None else steps
-    for step in range(start + 1, min(steps, last) + 1):
-        logs = algorithm.train_step(step)
-        for k, v in logs.items():
-            if not math.isfinite(v):
+    last = min(steps, stop_at_step) if stop_at_step is not None else steps
+    step = start
+    with _catch_signals() as caught:
+        for step in range(start + 1, last + 1):
+            logs = algorithm.train_step(step)
+            for k, v in logs.items():
+                if not math.isfinite(v):
+                    bar.close()
+                    raise TextbenchError(
+                        f"non-finite {k} = {v} at step {step}; the checkpoint of step {last_ckpt['step']} is kept in "
+                        f"{ckpt_path} (try a smaller learning rate)"
+                    )
+                acc = accum.setdefault(k, [0.0, 0])
+                acc[0] += v
+                acc[1] += 1
+            bar.update(1)
+            if step % eval_every == 0 or step == steps:
+                evaluate(step)
+            due = time.monotonic() - last_ckpt["time"] >= checkpoint_every_s
+            if step % ckpt_every == 0 or step % eval_every == 0 or step == last or due or caught:
+                checkpoint(step)
+            if caught:
                 bar.close()
-                raise TextbenchError(
-                    f"non-finite {k} = {v} at step {step}; the checkpoint of step {step - step % ckpt_every} is kept in "
-                    f"{ckpt_path} (try a smaller learning rate)"
-                )
-            acc = accum.setdefault(k, [0.0, 0])
-            acc[0] += v
-            acc[1] += 1
-        bar.update(1)
-        if step % eval_every == 0 or step == steps:
-            evaluate(step)
-        if step % ckpt_every == 0 or step % eval_every == 0 or step == steps:
-            checkpoint(step)
+                finish(step)
+                name = signal.Signals(caught[0]).name
+                raise RunInterrupted(f"{name} at step {step}: checkpoint saved in {ckpt_path}; continue with --resume", caught[0])
     bar.close()
+    return finish(max(step, start))
 
-    done = min(steps, last)
-    wall = time.perf_counter() - t0
-    complete = done >= steps
-    extra = {"suite_signature": suite.signature(), "eval_samples": int(settings["eval_samples"])}
-    if complete:
-        final_rng = torch.Generator().manual_seed(eval_seed(run.seed, -1))
-        samples = generator.sample(int(settings["final_samples"]), final_rng)
-        atomic_write_text(d / "samples.txt", "\n".join(suite.format_samples(samples)) + "\n")
-        atomic_torch_save({k: v.detach().cpu() for k, v in generator.state_dict().items()}, d / "generator.pt")
-    summary = rundir.summarize(rows, done, wall, complete, extra)
-    rundir.write_summary(d, summary)
-    return summary
+
+@contextlib.contextmanager
+def _catch_signals():
+    """Turn SIGINT / SIGTERM into a flag the loop checks after each step (main thread only)."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, lambda signum, _frame: caught.append(signum))
+    try:
+        yield caught
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def load_generator(run_dir: Path, checkpoint: Path | None = None):
     """Rebuild a run's suite and generator from its config.json and a checkpoint (weights only)."""
     run_dir = Path(run_dir)
-    cfg = read_json(run_dir / "config.json")
+    cfg = rundir.read_config(run_dir)  # one-line error unless a dict with algo, suite, profile, seed, settings
     suite, algorithm = build(cfg["algo"], cfg["suite"], cfg["settings"], cfg["seed"])
     generator = algorithm.modules()["generator"]
     path = checkpoint or (run_dir / "checkpoints" / "last.pt")
     if not Path(path).exists():
         path = run_dir / "generator.pt"
     state = safe_torch_load(path)
-    weights = state["modules"]["generator"] if "modules" in state else state
+    modules = state.get("modules") if isinstance(state, dict) else None
+    weights = modules.get("generator") if isinstance(modules, dict) else state
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise TextbenchError(f"{path}: not a textbench checkpoint (expected generator weights or a checkpoint with modules.generator)")
     try:
         generator.load_state_dict(weights)
-    except (RuntimeError, KeyError) as e:
-        raise TextbenchError(f"{path}: weights do not fit this run's generator ({e})") from None
+    except (RuntimeError, KeyError, ValueError) as e:
+        first = " ".join(str(e).split())[:300]
+        raise TextbenchError(f"{path}: weights do not fit this run's generator ({first})") from None
     return suite, generator.eval(), cfg

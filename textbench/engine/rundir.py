@@ -1,5 +1,12 @@
 """The run directory: config.json, metrics.csv, summary.json, samples.txt, checkpoints/.
 
+Where runs go: ``--run-dir`` if given, else ``<results>/runs/<suite>/<algo>/<profile>-seed<N>[-set<h>]/``
+where ``<results>`` is ``--results``, else ``$TEXTBENCH_RESULTS``, else the user data directory
+(``~/.local/share/textbench/results``). The repository's committed results (``results/``) are therefore
+only written when a command names them (``--results results``): an ad-hoc run never lands on a committed
+one. ``-set<h>`` (8 hex digits of the SHA-256 of the ``--set`` overrides) keeps runs with different
+settings apart.
+
     results/runs/<suite>/<algo>/<profile>-seed<N>/
         config.json     fully resolved settings, seed, versions, git commit, device, command
         metrics.csv     one row per evaluation: step, wall_s, every metric (full float precision)
@@ -14,10 +21,16 @@ the only one that differs between two runs with the same seed on the same device
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import io
+import json
 import math
+import os
 import platform
+import shlex
+import shutil
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -29,14 +42,119 @@ import torch
 
 import textbench
 
-from ..io import atomic_write_json, atomic_write_text
+from ..errors import TextbenchError
+from ..io import atomic_write_json, atomic_write_text, read_json
 
 LOWER_IS_BETTER = {"nll_oracle", "nll_test", "jsd", "cot_jsd", "bnll"}
 HIGHER_IS_BETTER = {f"bleu-{n}" for n in range(2, 6)}
 
 
-def default_run_dir(root: str | Path, suite: str, algo: str, profile: str, seed: int) -> Path:
-    return Path(root) / "runs" / suite / algo / f"{profile}-seed{seed}"
+#: every name a run directory may hold (``--force`` deletes nothing else, and nothing that has anything else)
+RUN_FILES = {"config.json", "metrics.csv", "summary.json", "samples.txt", "generator.pt", "checkpoints", ".lock"}
+CONFIG_KEYS = ("algo", "suite", "profile", "seed", "settings")
+
+
+def user_results_dir() -> Path:
+    """``$TEXTBENCH_RESULTS``, else ``<user data dir>/results``: where runs go unless a command names a place."""
+    if os.environ.get("TEXTBENCH_RESULTS"):
+        return Path(os.environ["TEXTBENCH_RESULTS"])
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("textbench")) / "results"
+
+
+def overrides_hash(overrides: dict) -> str:
+    """8 hex digits identifying a set of ``--set`` overrides (their resolved values)."""
+    text = json.dumps(overrides, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def default_run_dir(root: str | Path, suite: str, algo: str, profile: str, seed: int, overrides: dict | None = None) -> Path:
+    name = f"{profile}-seed{seed}" + (f"-set{overrides_hash(overrides)}" if overrides else "")
+    return Path(root) / "runs" / suite / algo / name
+
+
+def read_config(run_dir: Path) -> dict:
+    """config.json of a run directory, checked to be a textbench run config (one-line error if not)."""
+    path = Path(run_dir) / "config.json"
+    cfg = read_json(path)
+    if not isinstance(cfg, dict):
+        raise TextbenchError(f"{path} is not a textbench run config (a {type(cfg).__name__}, not an object)")
+    missing = [k for k in CONFIG_KEYS if k not in cfg]
+    if missing:
+        raise TextbenchError(f"{path} is not a textbench run config (missing {missing[0]!r})")
+    if not isinstance(cfg["settings"], dict):
+        raise TextbenchError(f"{path} is not a textbench run config ('settings' is not an object)")
+    return cfg
+
+
+def status(run_dir: Path) -> str:
+    """``absent`` (no directory or empty), ``complete``, ``in progress`` (config.json, not complete) or
+    ``foreign`` (a directory with files but no textbench config.json)."""
+    d = Path(run_dir)
+    if not d.is_dir() or not any(d.iterdir()):
+        return "absent"
+    if not (d / "config.json").is_file():
+        return "foreign"
+    summary = d / "summary.json"
+    if summary.is_file():
+        try:
+            if json.loads(summary.read_text(encoding="utf-8")).get("complete") is True:
+                return "complete"
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            pass
+    return "in progress"
+
+
+def remove_run(run_dir: Path) -> None:
+    """Delete a run directory (``--force``) only if it is a textbench run directory and holds nothing else."""
+    d = Path(run_dir)
+    read_config(d)
+    others = sorted(p.name for p in d.iterdir() if p.name not in RUN_FILES and not _is_tmp(p.name))
+    if others:
+        raise TextbenchError(f"{d}: --force refused, the directory holds files that are not a run's ({', '.join(others[:3])})")
+    shutil.rmtree(d)
+
+
+def _is_tmp(name: str) -> bool:
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def clean_tmp(run_dir: Path) -> None:
+    """Remove temporary files left by a write that was killed (``.<name>.*.tmp``)."""
+    for folder in (Path(run_dir), Path(run_dir) / "checkpoints"):
+        if folder.is_dir():
+            for p in folder.iterdir():
+                if _is_tmp(p.name) and p.is_file():
+                    p.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def lock(run_dir: Path):
+    """Hold an exclusive lock on a run directory (``.lock``, flock): one writer at a time."""
+    import fcntl
+
+    d = Path(run_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / ".lock"
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        raise TextbenchError(f"{d} is in use by another textbench process (pid {holder}); wait for it or use another --run-dir") from None
+    try:
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        f.close()
 
 
 def is_timing_column(name: str) -> bool:
@@ -66,7 +184,29 @@ def environment() -> dict[str, Any]:
         "numpy": np.__version__,
         "platform": platform.platform(),
         "torch_threads": torch.get_num_threads(),
+        # the vector kernels torch dispatches to (AVX512 / AVX2 / DEFAULT ...): float results, and so the
+        # sampled tokens, are bit-identical only between machines (and threads counts) that match
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu": _cpu_model(),
     }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def segment(start_step: int) -> dict[str, Any]:
+    """One stretch of a run made by one process: its step range and the machine that made it."""
+    env = environment()
+    return {"start_step": start_step, "end_step": None, "torch": env["torch"], "threads": env["torch_threads"],
+            "cpu_capability": env["cpu_capability"], "cpu": env["cpu"],
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def make_config(algo: str, suite: str, profile: str, seed: int, settings: dict, overrides: dict, suite_signature: dict) -> dict:
@@ -87,7 +227,7 @@ def make_config(algo: str, suite: str, profile: str, seed: int, settings: dict, 
         "git_dirty": dirty,
         "versions": environment(),
         "device": device,
-        "command": " ".join(["textbench"] + sys.argv[1:]) if Path(sys.argv[0]).name == "textbench" else None,
+        "command": shlex.join(["textbench"] + sys.argv[1:]) if Path(sys.argv[0]).name == "textbench" else None,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -68,7 +68,7 @@ from torch import nn
 
 from ..errors import TextbenchError
 from .discriminator import CNNDiscriminator
-from .lstm import sample_categorical
+from .lstm import one_bias_, sample_categorical
 
 
 def _lstm_step(lstm: nn.LSTM, x: torch.Tensor, state):
@@ -245,11 +245,11 @@ class LeakGANGenerator(nn.Module):
         self.feature_dim = feat
         # worker
         self.embedding = nn.Embedding(vocab_size, emb_dim)
-        self.worker = nn.LSTM(emb_dim, hidden_dim, batch_first=True)
+        self.worker = one_bias_(nn.LSTM(emb_dim, hidden_dim, batch_first=True))
         self.worker_out = nn.Parameter(torch.zeros(hidden_dim + 1, goal_size, vocab_size))  # [W_w; b_w] as [H+1, k, V]
         self.goal_proj = nn.Parameter(torch.zeros(feat, goal_size))  # ψ
         # manager
-        self.manager = nn.LSTM(feat, hidden_dim, batch_first=True)
+        self.manager = one_bias_(nn.LSTM(feat, hidden_dim, batch_first=True))
         self.manager_out = nn.Linear(hidden_dim, feat)
         self.goal_init = nn.Parameter(torch.zeros(feat))
 
@@ -258,10 +258,11 @@ class LeakGANGenerator(nn.Module):
         return math.ceil(self.seq_len / self.step_size)
 
     def worker_parameters(self) -> list[nn.Parameter]:
-        return [self.embedding.weight, *self.worker.parameters(), self.worker_out, self.goal_proj]
+        """The worker's trainable tensors (the LSTMs' frozen ``bias_hh`` is not one)."""
+        return [p for p in (self.embedding.weight, *self.worker.parameters(), self.worker_out, self.goal_proj) if p.requires_grad]
 
     def manager_parameters(self) -> list[nn.Parameter]:
-        return [*self.manager.parameters(), *self.manager_out.parameters(), self.goal_init]
+        return [p for p in (*self.manager.parameters(), *self.manager_out.parameters(), self.goal_init) if p.requires_grad]
 
     @torch.no_grad()
     def init_texygen_(self, std: float, generator: torch.Generator) -> "LeakGANGenerator":
@@ -272,8 +273,6 @@ class LeakGANGenerator(nn.Module):
                 nn.init.trunc_normal_(p, std=std, a=-2 * std, b=2 * std, generator=generator)
             else:
                 p.copy_(torch.randn(p.shape, generator=generator) * std)
-        for lstm in (self.worker, self.manager):
-            lstm.bias_hh_l0.zero_()
         return self
 
     # -- pieces shared by scoring and sampling ---------------------------------------------------------

@@ -10,6 +10,10 @@ h_0 = c_0 = 0 (protocol §1.1, SeqGAN's TARGET_LSTM):
 These are exactly PyTorch's ``nn.LSTM`` equations (gate order i, f, g, o), so the model is a plain
 ``nn.Embedding`` → ``nn.LSTM`` → ``nn.Linear``; the oracle's single TF bias goes into ``bias_ih`` with
 ``bias_hh`` = 0.
+
+TensorFlow's LSTM cell (SeqGAN, CoT, Texygen) has one bias per gate; ``nn.LSTM`` has two, whose sum acts
+as one. A trainable ``bias_hh`` would get the same gradient as ``bias_ih`` and so move the gate biases at
+twice the rate (Adam: two unit-sized steps), so it is held at zero and frozen (``one_bias_``).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class LSTMLM(nn.Module):
         self.start_token = start_token
         self.dropout = dropout  # on h_t before the output layer, only in train() mode (CoT mediator)
         self.embedding = nn.Embedding(vocab_size, emb_dim)
-        self.lstm = nn.LSTM(emb_dim, hidden_dim, batch_first=True)
+        self.lstm = one_bias_(nn.LSTM(emb_dim, hidden_dim, batch_first=True))
         self.output = nn.Linear(hidden_dim, vocab_size)
 
     # -- initialisations -------------------------------------------------------------------------
@@ -148,6 +152,16 @@ class LSTMLM(nn.Module):
             out.append(seq)
         self.train(was_training)
         return torch.cat(out, dim=0) if out else torch.empty((0, self.seq_len), dtype=torch.long)
+
+
+def one_bias_(lstm: nn.LSTM) -> nn.LSTM:
+    """Make ``lstm`` a one-bias cell like TensorFlow's: ``bias_hh`` = 0 and frozen (never trained)."""
+    with torch.no_grad():
+        for name, p in lstm.named_parameters():
+            if name.startswith("bias_hh"):
+                p.zero_()
+                p.requires_grad_(False)
+    return lstm
 
 
 def sample_categorical(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

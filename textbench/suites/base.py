@@ -7,6 +7,7 @@ evaluation: ``evaluate(model, seed, n)`` scores a generator (anything with ``sam
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,12 +15,14 @@ import numpy as np
 import torch
 
 from ..errors import TextbenchError
+from ..metrics.tokenize import read_lines
 
 
 class Suite:
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     help: ClassVar[dict[str, str]] = {}
+    specs: ClassVar[dict[str, Any]] = {}  # key -> textbench.config.Spec (type and range) of each setting
     profiles: ClassVar[dict[str, dict[str, Any]]] = {}
 
     vocab_size: int
@@ -53,31 +56,27 @@ class Suite:
         return read_id_file(path, self.vocab_size, self.seq_len)
 
 
+_TOKEN_ID = re.compile(r"-?[0-9]+", re.ASCII)
+
+
 def read_id_file(path: str | Path, vocab_size: int, seq_len: int) -> torch.Tensor:
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise TextbenchError(f"{path}: samples file not found") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise TextbenchError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if not lines:
-        raise TextbenchError(f"{path}: no samples (empty file)")
+    """Token-id lines: each has ``seq_len`` ASCII decimal ids in [0, vocab_size). An empty line, a wrong count,
+    a token that is not such a number (``²``, ``--5``, ``1_0``, ``٣``) or an id out of range is a one-line
+    error naming file:line and the token (missing file, not UTF-8, no line at all: see ``read_lines``)."""
+    lines = read_lines(path)
+    if lines.skipped_empty:
+        empty = min(set(range(1, len(lines) + lines.skipped_empty + 1)) - set(lines.line_numbers))
+        raise TextbenchError(f"{path}:{empty}: empty line, expected {seq_len} token ids")
     rows = []
-    for i, line in enumerate(lines, 1):
+    for i, line in zip(lines.line_numbers, lines):
         parts = line.split()
         if len(parts) != seq_len:
             raise TextbenchError(f"{path}:{i}: expected {seq_len} token ids, got {len(parts)}")
-        try:
-            ids = [int(p) for p in parts]
-        except ValueError:
-            bad = next(p for p in parts if not p.lstrip("-").isdigit())
-            raise TextbenchError(f"{path}:{i}: not an integer token id: {bad!r}") from None
-        lo, hi = min(ids), max(ids)
-        if lo < 0 or hi >= vocab_size:
-            raise TextbenchError(f"{path}:{i}: token id {lo if lo < 0 else hi} out of range [0, {vocab_size})")
-        rows.append(ids)
+        for p in parts:
+            shown = p if len(p) <= 20 else p[:20] + "…"
+            if not _TOKEN_ID.fullmatch(p):
+                raise TextbenchError(f"{path}:{i}: not an integer token id: {shown!r}")
+            if len(p) > 18 or not 0 <= int(p) < vocab_size:
+                raise TextbenchError(f"{path}:{i}: token id {shown} out of range [0, {vocab_size})")
+        rows.append([int(p) for p in parts])
     return torch.from_numpy(np.asarray(rows, dtype=np.int64))

@@ -78,6 +78,7 @@ import numpy as np
 import torch
 
 from .. import data
+from ..config import FLAG, TEXT, Spec
 from ..errors import TextbenchError
 from ..io import atomic_write_text, sha256_file
 from ..metrics.bleu import ReferenceIndex, SelfBleuIndex, TEXYGEN_FAST_REFS
@@ -101,6 +102,20 @@ TEXT_DEFAULTS: dict[str, Any] = {
     "text_bleu_hyps": 0,
     "text_test_unk": "drop",
     "text_samples_format": "text",
+}
+
+TEXT_SPECS: dict[str, Spec] = {
+    "text_tokenizer": Spec("str", choices=TOKENIZERS),
+    "text_lowercase": FLAG,
+    "text_max_len": Spec("int", ge=2, choices=(0,)),
+    "text_train_path": TEXT,
+    "text_test_path": TEXT,
+    "text_bleu_refs": Spec(
+        "str", pattern=r"(?i)\s*(all|full|(texygen[_-])?fast|[0-9]*)\s*", describe="all, texygen_fast or a positive integer K"
+    ),
+    "text_bleu_hyps": Spec("int", ge=0),
+    "text_test_unk": Spec("str", choices=("drop", "keep")),
+    "text_samples_format": Spec("str", choices=("text", "tokens")),
 }
 
 TEXT_HELP: dict[str, str] = {
@@ -216,6 +231,7 @@ class TextSuite(Suite):
     missing_train_hint: ClassVar[str] = ""
     defaults = TEXT_DEFAULTS
     help = TEXT_HELP
+    specs = TEXT_SPECS
     profiles = {"quick": {"eval_samples": 200, "final_samples": 200}}
 
     start_token = BOS
