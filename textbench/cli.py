@@ -74,10 +74,17 @@ def main(data_dir):
 @click.option("--stop-at-step", type=click.IntRange(min=0), help="stop (resumably) after this many steps")
 @click.option("--checkpoint-minutes", default=5.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="also checkpoint after this much wall time (a kill loses at most this)")
+@click.option("--threads", type=click.IntRange(min=1), help="intra-op threads of this run (default: torch's, i.e. $OMP_NUM_THREADS "
+              "or the core count); recorded per segment in config.json (float sums, hence last bits, depend on it)")
 @click.option("--no-progress", is_flag=True, help="no progress bar")
-def run(algo, suite, profile, seed, overrides, oracle, run_dir, results_root, resume, force, stop_at_step, checkpoint_minutes, no_progress):
+def run(algo, suite, profile, seed, overrides, oracle, run_dir, results_root, resume, force, stop_at_step, checkpoint_minutes, threads, no_progress):
     """Train ALGO on SUITE, evaluating and checkpointing as it goes."""
+    import torch
+
     from .engine.loop import Run, train
+
+    if threads:
+        torch.set_num_threads(threads)
 
     overrides = list(overrides) + ([f"oracle={oracle}"] if oracle else [])
     r = Run(algo, suite, profile, seed, overrides, Path(run_dir) if run_dir else None, Path(results_root) if results_root else None)

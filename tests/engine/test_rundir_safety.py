@@ -271,3 +271,19 @@ def test_killed_at_random_points_resumes_to_the_uninterrupted_numbers(tiny, tmp_
         assert rundir.status(d) == "complete"
         assert untimed(read_metrics(d / "metrics.csv")) == clean
         assert kills >= 1, "the run was never killed"
+
+
+def test_threads_option_is_recorded_per_segment(tiny, tmp_path):
+    from click.testing import CliRunner
+
+    from textbench.cli import main
+
+    d = tmp_path / "r"
+    out = CliRunner().invoke(main, ["run", "--algo", "mle", "--suite", "synthetic", "--no-progress", "--threads", "1",
+                                    "--run-dir", str(d), *sets(tiny)])
+    assert out.exit_code == 0, out.output
+    cfg = json.loads((d / "config.json").read_text())
+    assert cfg["segments"][0]["threads"] == 1 and cfg["versions"]["torch_threads"] == 1
+    assert cfg["segments"][0]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    bad = CliRunner().invoke(main, ["run", "--algo", "mle", "--suite", "synthetic", "--threads", "0", "--run-dir", str(tmp_path / "x")])
+    assert bad.exit_code != 0 and not (tmp_path / "x").exists()
