@@ -29,8 +29,12 @@ def test_rank_scores_hand_checked():
     feats = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     refs = torch.tensor([[1.0, 0.0], [2.0, 0.0]])
     s = rank_scores(feats, refs, gamma=1.0)
-    assert torch.allclose(s, torch.tensor([2.0, 0.0, math.sqrt(2.0)]))
+    assert torch.allclose(s, torch.tensor([1.0, 0.0, math.sqrt(0.5)]))  # the mean of the cosines (Texygen master)
     assert torch.allclose(rank_scores(feats, refs, gamma=0.5), 0.5 * s)
+    refs2 = torch.tensor([[1.0, 0.0], [0.0, 3.0]])  # mean of normalised refs (0.5, 0.5): not divided by its norm
+    assert torch.allclose(rank_scores(feats, refs2, gamma=1.0), torch.tensor([0.5, 0.5, math.sqrt(0.5)]))
+    batched = rank_scores(torch.stack([feats, feats]), torch.stack([refs, refs2]), gamma=1.0)  # one U per batch
+    assert torch.allclose(batched, torch.stack([s, torch.tensor([0.5, 0.5, math.sqrt(0.5)])]))
 
 
 def test_ranker_loss_hand_checked():
@@ -46,16 +50,16 @@ def test_ranker_loss_hand_checked():
 def test_mali_rewards_hand_checked():
     d = torch.tensor([0.5, 0.75, 0.8])
     logits = torch.stack([torch.zeros(3), torch.log(d / (1 - d))], dim=1)  # softmax(...)[1] = d
-    r = mali_rewards(logits)
+    r = mali_rewards(logits, "paper")
     ratio = d / (1 - d)  # 1, 3, 4
     assert torch.allclose(r, ratio / ratio.sum() - 1 / 3, atol=1e-6)
     assert r.sum().abs().item() < 1e-6
-    huge = mali_rewards(torch.tensor([[-50.0, 50.0], [0.0, 0.0]]))  # D rounds to 1: no overflow
+    huge = mali_rewards(torch.tensor([[-50.0, 50.0], [0.0, 0.0]]), "paper")  # D rounds to 1: no overflow
     assert torch.isfinite(huge).all() and huge.sum().abs().item() < 1e-6
 
 
-def _algo(algo, tiny):
-    run = Run(algo, "synthetic", "quick", 0, settings_for(algo, tiny), run_dir="unused")
+def _algo(algo, tiny, **over):
+    run = Run(algo, "synthetic", "quick", 0, {**settings_for(algo, tiny), **over}, run_dir="unused")
     return build(algo, "synthetic", run.settings, 0)[1]
 
 
@@ -69,13 +73,14 @@ def test_seqgan_reward_last_position_is_d(tiny):
 
 
 def test_rank_reward_follows_score_order(tiny):
-    a = _algo("rankgan", tiny)
+    a = _algo("rankgan", tiny, rank_reward_dropout=False)
     x = a.g.sample(32, torch.Generator().manual_seed(0))
-    state = a.rng.get_state()
+    fixed = a.references()  # one reference set for every ranked batch: the last position is then one softmax
+    a.references = lambda sets=None: fixed if sets is None else fixed.expand(sets, *fixed.shape)
     r = a.rewards(x)
-    a.rng.set_state(state)
     with torch.no_grad():
-        scores = rank_scores(a.d.features(x), a.d.features(a.references()), a.settings["rank_gamma"])
+        f, fr = a.d.rank_features(x, fixed, dropout=False)
+        scores = rank_scores(f, fr, a.settings["rank_gamma"])
     assert torch.allclose(r[:, -1], torch.softmax(scores, 0), atol=1e-6)
     assert torch.equal(torch.argsort(r[:, -1]), torch.argsort(scores))
     assert torch.allclose(r.sum(0), torch.ones(x.shape[1]), atol=1e-5)  # each rollout batch's rewards sum to 1
