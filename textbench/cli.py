@@ -237,6 +237,24 @@ def fetch(dest):
     d.fetch(Path(dest) if dest else None, log=click.echo)
 
 
+@main.group()
+def campaign():
+    """Long paper runs carried across machines in the repository."""
+
+
+@campaign.command()
+@click.option("--runs", "runs_dir", default="results/runs", show_default=True, type=click.Path(exists=True, file_okay=False))
+def stage(runs_dir):
+    """git-stage the checkpoint of every unfinished run, unstage those of complete runs."""
+    from .engine.campaign import stage as stage_runs
+
+    lines = stage_runs(Path(runs_dir))
+    for line in lines:
+        click.echo(line)
+    if not lines:
+        click.echo("nothing to stage")
+
+
 # Report commands (leaderboard, plot, regress) are registered below.
 from .reports.commands import leaderboard_cmd, plot_cmd, regress_cmd
 
