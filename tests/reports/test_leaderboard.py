@@ -45,8 +45,11 @@ def summarize(df: pd.DataFrame, complete: bool = True) -> dict:
 
 
 def write_run(root: Path, suite: str, algo: str, profile: str, seed: int, metrics: pd.DataFrame | dict,
-              complete: bool = True, settings: dict | None = None, summary: dict | None = None) -> Path:
-    """One run directory <root>/<suite>/<algo>/<profile>-seed<seed>/ with config.json, metrics.csv, summary.json."""
+              complete: bool = True, settings: dict | None = None, summary: dict | None = None,
+              config: dict | None = None) -> Path:
+    """One run directory <root>/<suite>/<algo>/<profile>-seed<seed>/ with config.json, metrics.csv, summary.json.
+
+    ``config``: keys merged into config.json (e.g. ``overrides``, ``suite_signature``, ``versions``)."""
     df = pd.DataFrame(metrics)
     d = Path(root) / suite / algo / f"{profile}-seed{seed}"
     (d / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -59,6 +62,7 @@ def write_run(root: Path, suite: str, algo: str, profile: str, seed: int, metric
         "versions": {"python": "3.11", "torch": "2.x", "numpy": "2.x"}, "device": "cpu",
         "command": f"textbench run {suite} {algo} --profile {profile} --seed {seed}",
         "created": "2026-01-01T00:00:00+00:00",
+        **(config or {}),
     }
     (d / "config.json").write_text(json.dumps(cfg, indent=2))
     df.to_csv(d / "metrics.csv", index=False)
@@ -270,4 +274,95 @@ def test_other_oracle_rows_show_no_published_values(tmp_path):
     ours = cot[cot["n_runs"] == 1].iloc[0]
     assert ours["oracle"] == "seeded" and pd.isna(ours["nll_oracle_final_paper"])
     assert cot[cot["n_runs"] == 0].iloc[0]["nll_oracle_final_paper"] == 8.19  # the published row stays visible
-    assert "paper (oracle seeded)" in t1.markdown
+    assert "| paper · oracle seeded |" in t1.markdown
+
+
+# ------------------------------------------------------------------------------------------------
+# Signatures: runs that are not comparable are never averaged
+# ------------------------------------------------------------------------------------------------
+
+SEQGAN_SIG = {"suite": "synthetic", "oracle": "seqgan", "train": "9984 oracle samples, seed 88",
+              "test": "9984 oracle samples, seed 89", "train_sha256": "aaaa", "test_sha256": "bbbb",
+              "units": "nats/token (jsd: nats/sequence)"}
+
+
+def _final_rows(final: float) -> dict:
+    return {"step": [0, 100, 200], "wall_s": [0.0, 1.0, 2.0], "nll_oracle": [10.2, 9.6, final],
+            "nll_test": [8.5, 7.8, 7.9], "jsd": [0.69, 0.4, 0.3]}
+
+
+def _sig_run(root, algo, seed, final, overrides=None, ssig=None, settings=None, profile="paper", suite="synthetic"):
+    return write_run(root, suite, algo, profile, seed, _final_rows(final), settings=settings,
+                     config={"overrides": overrides or {}, "suite_signature": ssig if ssig is not None else SEQGAN_SIG})
+
+
+def test_run_signature_is_stable_short_and_ignores_seed_and_units():
+    cfg = {"settings": {"oracle": "seqgan"}, "overrides": {"g_lr": 0.02, "batch_size": 32}, "seed": 1,
+           "suite_signature": dict(SEQGAN_SIG)}
+    sig = lb.run_signature("synthetic", "mle", "paper", cfg)
+    assert len(sig.key) == 8 and all(ch in "0123456789abcdef" for ch in sig.key)
+    reordered = {"seed": 7, "suite_signature": dict(reversed(list({**SEQGAN_SIG, "units": "nats"}.items()))),
+                 "overrides": {"batch_size": 32, "g_lr": 0.02}, "settings": {"oracle": "seqgan"}}
+    assert lb.run_signature("oracle", "mle", "paper", reordered).key == sig.key  # alias, key order, seed, units
+    assert sig.label == "mle (paper) · set batch_size=32, g_lr=0.02" and not sig.published_setting
+    for changed in ({"overrides": {"g_lr": 0.021, "batch_size": 32}},
+                    {"suite_signature": {**SEQGAN_SIG, "train_sha256": "cccc"}},
+                    {"settings": {"oracle": "seeded"}}):
+        assert lb.run_signature("synthetic", "mle", "paper", {**cfg, **changed}).key != sig.key, changed
+    assert lb.run_signature("synthetic", "cot", "paper", cfg).key != sig.key
+    assert lb.run_signature("synthetic", "mle", "quick", cfg).key != sig.key
+    seeded = lb.run_signature("synthetic", "cot", "paper", {"settings": {"oracle": "seeded"}, "overrides": {"oracle": "seeded"}})
+    assert seeded.label == "cot (paper) · oracle seeded" and not seeded.published_setting
+    default = lb.run_signature("synthetic", "cot", "paper", {"settings": {"oracle": "seqgan"}, "overrides": {}})
+    assert default.label == "cot (paper)" and default.published_setting
+    # EMNLP's training split must be supplied: that override alone keeps the paper's setting
+    assert lb.run_signature("emnlp", "cot", "paper", {"overrides": {"text_train_path": "/x/news.txt"}}).published_setting
+    assert not lb.run_signature("coco", "cot", "paper", {"overrides": {"text_train_path": "/x/mine.txt"}}).published_setting
+
+
+def test_same_signature_different_seeds_are_merged(tmp_path):
+    root = tmp_path / "runs"
+    for seed, final in ((1, 9.0), (2, 9.2), (3, 9.4)):
+        _sig_run(root, "mle", seed, final, ssig={**SEQGAN_SIG, "units": f"label {seed}"})  # units: descriptive
+    agg = lb.aggregate(lb.stats_frame(lb.load_runs(root)))
+    assert len(agg) == 1
+    row = agg.iloc[0]
+    assert row["n_runs"] == 3 and row["seeds"] == "1,2,3" and row["label"] == "mle (paper)"
+    assert row["nll_oracle:final:mean"] == pytest.approx(9.2) and bool(row["published_setting"])
+
+
+@pytest.mark.parametrize("other, setting", [
+    (dict(overrides={"g_lr": 0.02}), "set g_lr=0.02"),
+    (dict(settings={"oracle": "seeded"}, overrides={"oracle": "seeded"},
+          ssig={**SEQGAN_SIG, "oracle": "seeded", "train_sha256": "dddd"}), "oracle seeded"),
+    (dict(ssig={**SEQGAN_SIG, "train_sha256": "cccc"}), None),  # same visible setting, other data
+])
+def test_different_signatures_are_never_merged(tmp_path, other, setting):
+    root = tmp_path / "runs"
+    _sig_run(root, "mle", 1, 9.0)
+    _sig_run(root, "mle", 2, 9.1)
+    _sig_run(root, "mle", 3, 12.0, **other)  # would drag the mean far off if it were averaged in
+    agg = lb.aggregate(lb.stats_frame(lb.load_runs(root)))
+    assert len(agg) == 2 and sorted(agg["n_runs"]) == [1, 2]
+    default = agg[agg["seeds"] == "1,2"].iloc[0]
+    odd = agg[agg["seeds"] == "3"].iloc[0]
+    assert default["nll_oracle:final:mean"] == pytest.approx(9.05) and odd["nll_oracle:final:mean"] == 12.0
+    assert default["signature"] != odd["signature"]
+    assert default["label"] != odd["label"]
+    if setting is not None:
+        assert odd["label"] == f"mle (paper) · {setting}" and not odd["published_setting"]
+        assert default["label"] == "mle (paper)"
+    else:  # two rows that would read the same carry their signature
+        assert default["label"] == f"mle (paper) · signature {default['signature']}"
+        assert odd["label"] == f"mle (paper) · signature {odd['signature']}"
+    # the tables: the published value stands beside the paper's setting only, Δ from its own mean
+    t1 = lb.build_leaderboard(root, out_dir=tmp_path / "lb")["table1"]
+    mle = t1.frame[(t1.frame["algo"] == "mle") & (t1.frame["n_runs"] > 0)]
+    assert len(mle) == 2
+    row_default = mle[mle["seeds"] == "1,2"].iloc[0]
+    assert row_default["nll_oracle_final_diff"] == pytest.approx(9.05 - 9.08)
+    row_odd = mle[mle["seeds"] == "3"].iloc[0]
+    if setting is not None:
+        assert pd.isna(row_odd["nll_oracle_final_paper"]) and pd.isna(row_odd["nll_oracle_final_diff"])
+        assert f"| paper · {setting} |" in t1.markdown
+    assert row_odd["signature"] == odd["signature"]

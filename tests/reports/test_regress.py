@@ -13,11 +13,12 @@ from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_leaderboard import make_runs, write_run  # noqa: E402
+from test_leaderboard import SEQGAN_SIG, make_runs, write_run  # noqa: E402
 
 from textbench.errors import TextbenchError  # noqa: E402
 from textbench.reports import regress as rg  # noqa: E402
 from textbench.reports.commands import regress_cmd  # noqa: E402
+from textbench.engine.replay import recorded_machine, this_machine  # noqa: E402
 from textbench.reports.leaderboard import load_run, load_runs, read_metrics_csv  # noqa: E402
 
 NAN = np.nan
@@ -142,6 +143,49 @@ def test_other_oracle_is_not_compared(tmp_path):
     assert c.status == "missing" and "oracle" in c.note
 
 
+def test_published_comparison_never_averages_across_signatures(tmp_path):
+    root = tmp_path / "runs"
+    default = {"overrides": {}, "suite_signature": SEQGAN_SIG}
+    for seed in (1, 2):
+        write_run(root, "synthetic", "cot", "paper", seed, cot_rows(8.19), config=default)
+    # a paper-profile run with a learning-rate override: far off, and not the published setting
+    write_run(root, "synthetic", "cot", "paper", 3, cot_rows(9.9), config={**default, "overrides": {"g_lr": 0.05}})
+    write_run(root, "synthetic", "mle", "paper", 1, mle_rows(), config=default)
+    rep = rg.regress(root, do_replay=False)
+    (c,) = by_check(rep, "published", "synthetic/cot nll_oracle final [T1]")
+    assert c.status == "pass" and c.ours.startswith("8.190") and "(n=2)" in c.ours
+    # the claims use the same groups: CoT (default) vs MLE; the override run has its own sanity claims
+    (claim,) = by_check(rep, "claim", "cot < mle, nll_oracle final")
+    assert claim.status == "pass" and claim.ours.startswith("8.190")
+    tagged = by_check(rep, "claim", ": set g_lr=0.05]")
+    assert tagged and all(t.published == "—" and "[signature " in t.check for t in tagged)
+    assert by_check(rep, "claim", "synthetic/cot: nll_oracle final < nll_oracle initial [signature")[0].status == "pass"
+    learns = by_check(rep, "claim", "synthetic/cot: nll_oracle final < nll_oracle initial [signature")
+    assert len(learns) == 2 and learns[0].check.endswith(": default setting]")
+
+    # two signatures in the paper's setting whose data differ: one check each, never their mean
+    other = {"overrides": {}, "suite_signature": {**SEQGAN_SIG, "train_sha256": "ffff"}}
+    write_run(root, "synthetic", "cot", "paper", 4, cot_rows(8.60), config=other)
+    rep = rg.regress(root, do_replay=False)
+    checks = by_check(rep, "published", "synthetic/cot nll_oracle final [T1]")
+    assert sorted(c.status for c in checks) == ["fail", "pass"]  # the mean 8.327 would pass: not taken
+    assert all("signature" in c.check and "2 signatures in the paper's setting" in c.note for c in checks)
+    claims = by_check(rep, "claim", "cot < mle, nll_oracle final")
+    assert len(claims) == 1 and claims[0].ours.startswith("8.190")  # only the CoT runs on MLE's data
+
+
+def test_other_oracle_claims_are_not_paired_with_the_paper_setting(tmp_path):
+    root = tmp_path / "runs"
+    write_run(root, "synthetic", "cot", "paper", 1, cot_rows(), settings={"oracle": "seeded"},
+              config={"overrides": {"oracle": "seeded"}})
+    write_run(root, "synthetic", "mle", "paper", 1, mle_rows())
+    rep = rg.regress(root, do_replay=False)
+    (claim,) = by_check(rep, "claim", "cot < mle, nll_oracle final")
+    assert claim.status == "missing" and "not in the paper's setting" in claim.note and "oracle seeded" in claim.note
+    (c,) = by_check(rep, "published", "synthetic/cot nll_oracle final [T1]")
+    assert c.status == "missing" and "cot (paper) · oracle seeded" in c.note
+
+
 def test_missing_metric_and_step_are_missing(tmp_path):
     root = tmp_path / "runs"
     rows = cot_rows()
@@ -159,9 +203,13 @@ def test_missing_metric_and_step_are_missing(tmp_path):
 
 def test_replay_matching_fake_passes_and_timing_is_ignored(tmp_path):
     d = write_run(tmp_path / "runs", "synthetic", "cot", "paper", 1, cot_rows())
-    c = rg.check_replay(load_run(d), 2, identity_replay)
-    assert c.status == "pass" and c.ours == "3 rows identical"
-    assert rg.check_replay(load_run(d), 0, identity_replay).ours == "6 rows identical"  # 0 = whole run
+    c = rg.check_replay(load_run(d), 2, identity_replay, mode="exact")
+    assert c.status == "pass" and c.ours == "3 rows identical" and c.tolerance == "exact"
+    assert rg.check_replay(load_run(d), 0, identity_replay, mode="exact").ours == "6 rows identical"  # 0 = whole run
+    # the fake config records no CPU capability: auto cannot claim the same kernels
+    auto = rg.check_replay(load_run(d), 2, identity_replay)
+    assert auto.status == "pass" and auto.ours == "3 rows within tolerance" and auto.tolerance.startswith("tolerance")
+    assert auto.note.startswith("mode tolerance (recording CPU capability unknown")
 
 
 def test_replay_changed_number_fails(tmp_path):
@@ -172,17 +220,18 @@ def test_replay_changed_number_fails(tmp_path):
         df.loc[1, "nll_test"] = np.nextafter(df.loc[1, "nll_test"], 100.0)  # one ulp: still a mismatch
         return df
 
-    c = rg.check_replay(load_run(d), 2, drifting)
+    c = rg.check_replay(load_run(d), 2, drifting, mode="exact")
     assert c.status == "fail" and "step 100, nll_test" in c.note
 
 
-def test_replay_nan_vs_number_columns_and_short_replays_fail(tmp_path):
+@pytest.mark.parametrize("mode", ["exact", "tolerance"])
+def test_replay_nan_vs_number_columns_and_short_replays_fail(tmp_path, mode):
     d = write_run(tmp_path / "runs", "synthetic", "cot", "paper", 1, cot_rows())
     run = load_run(d)
-    assert rg.check_replay(run, 2, lambda p, k: identity_replay(p, k).assign(cot_jsd=1.0)).status == "fail"
-    dropped = rg.check_replay(run, 2, lambda p, k: identity_replay(p, k).drop(columns="bnll"))
+    assert rg.check_replay(run, 2, lambda p, k: identity_replay(p, k).assign(cot_jsd=1.0), mode=mode).status == "fail"
+    dropped = rg.check_replay(run, 2, lambda p, k: identity_replay(p, k).drop(columns="bnll"), mode=mode)
     assert dropped.status == "fail" and "bnll: committed 7.5 != replayed empty" in dropped.note
-    assert "expected 4" in rg.check_replay(run, 3, lambda p, k: identity_replay(p, 1)).note
+    assert "expected 4" in rg.check_replay(run, 3, lambda p, k: identity_replay(p, 1), mode=mode).note
 
     def boom(p, k):
         raise RuntimeError("CUDA error")
@@ -204,7 +253,8 @@ def test_replay_unavailable_is_missing_not_pass(tmp_path, monkeypatch):
 
 def test_hand_edited_metrics_fail(tmp_path):
     root = tmp_path / "runs"
-    d = write_run(root, "synthetic", "cot", "paper", 1, cot_rows())
+    # recorded on this machine: auto replays exactly
+    d = write_run(root, "synthetic", "cot", "paper", 1, cot_rows(), config={"versions": {**this_machine(), "torch_threads": 1}})
     original = {d: read_metrics_csv(d / "metrics.csv")}
 
     def honest_replay(run_dir, k):  # what re-running the config really gives: the original numbers
@@ -214,7 +264,7 @@ def test_hand_edited_metrics_fail(tmp_path):
     (d / "metrics.csv").write_text(text)
     rep = rg.regress(root, replay=honest_replay)
     (c,) = [c for c in rep.checks if c.kind == "replay"]
-    assert c.status == "fail" and "step 100, nll_test" in c.note
+    assert c.status == "fail" and "step 100, nll_test" in c.note and c.note.startswith("mode exact")
     assert rep.exit_code() == 1
 
 

@@ -57,6 +57,12 @@ def plot_cmd(runs_dir: Path, suite: str | None, out_dir: Path) -> None:
 @click.option("--replay-evals", "replay_evals", type=int, default=2, show_default=True,
               help="Replay each run's first K evaluation intervals from its config.json (0 = the whole run).")
 @click.option("--no-replay", is_flag=True, help="Skip the replay of committed runs.")
+@click.option("--replay-mode", "replay_mode", type=click.Choice(["auto", "exact", "tolerance"]), default="auto",
+              show_default=True,
+              help="How replayed rows are compared: 'exact' (bit-identical; holds only on the recording machine's "
+                   "CPU kernels and torch version), 'tolerance' (each metric within k standard errors of Monte-Carlo "
+                   "error; metrics without one are compared at step 0 only), 'auto' (exact where this machine "
+                   "matches the one recorded in config.json, tolerance elsewhere).")
 @click.option("--profile", default="paper", show_default=True,
               help="Runs of this profile are checked: 'paper' against the published numbers and the paper's "
                    "claims; others (e.g. 'quick') only against the claims meaningful at that scale.")
@@ -65,14 +71,15 @@ def plot_cmd(runs_dir: Path, suite: str | None, out_dir: Path) -> None:
               help="Also write the table of checks to this CSV file.")
 @click.pass_context
 def regress_cmd(ctx: click.Context, runs_dir: Path, suite: str | None, replay_evals: int, no_replay: bool,
-                profile: str, fail_on_missing: bool, csv_path: Path | None) -> None:
+                replay_mode: str, profile: str, fail_on_missing: bool, csv_path: Path | None) -> None:
     """Compare the committed results with the published numbers, the paper's claims and a replay of the runs."""
     from ..io import atomic_write_text
     from .regress import regress
 
     if replay_evals < 0:
         raise TextbenchError(f"--replay-evals must be >= 0 (0 = the whole run), not {replay_evals}")
-    report = regress(runs_dir, profile=profile, suite=suite, replay_evals=replay_evals, do_replay=not no_replay)
+    report = regress(runs_dir, profile=profile, suite=suite, replay_evals=replay_evals, do_replay=not no_replay,
+                     replay_mode=replay_mode)
     click.echo(report.format(), nl=False)
     if csv_path is not None:
         atomic_write_text(csv_path, report.frame().to_csv(index=False))

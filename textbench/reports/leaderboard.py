@@ -6,8 +6,15 @@ files are readable and consistent with their directory) are counted; the others 
 
 Per run: the final and best value of every metric (from ``summary.json``, falling back to ``metrics.csv``),
 its value at step 0 (``initial``), the pair (NLL_oracle, NLL_test) at the evaluation that minimises their sum
-(``best_sum``, the paper's "best NLL_oracle + NLL_test"), wall time and steps. Per (suite, algo, profile):
-mean, sample std (ddof = 1; empty for one run) and n over seeds.
+(``best_sum``, the paper's "best NLL_oracle + NLL_test"), wall time and steps.
+
+Runs are averaged over seeds only when they share a *signature* (:func:`run_signature`): everything that
+changes the numbers except the seed — the suite, its ``suite_signature`` from config.json (data, oracle and
+their fingerprints; only the descriptive ``units`` key is left out), the oracle setting, the algorithm, the
+profile and the ``--set`` overrides. Two runs that differ in any of these are two rows, each labelled
+(e.g. ``cot (paper) · oracle seeded``, ``mle (quick) · set g_lr=0.02``). Per signature: mean, sample std
+(ddof = 1; empty for one run) and n over seeds. Only a row in the paper's setting (no overrides; SeqGAN
+oracle for the synthetic suites) stands beside the published numbers (:func:`same_setting_as_published`).
 
 Tables (``results/leaderboard/<table>.csv`` and ``.md``):
 
@@ -23,6 +30,7 @@ rows, the difference ours − paper.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -42,7 +50,8 @@ DEFAULT_RUNS = Path("results/runs")
 DEFAULT_OUT = Path("results/leaderboard")
 
 RUN_NAME_RE = re.compile(r"^(?P<profile>.+)-seed(?P<seed>\d+)$")
-ID_COLS = ["suite", "algo", "profile", "seed", "run_dir", "oracle"]
+ID_COLS = ["suite", "algo", "profile", "seed", "run_dir", "oracle", "signature", "data_signature", "setting",
+           "published_setting"]
 PROFILE_ORDER = ["paper", "quick"]
 
 
@@ -53,6 +62,80 @@ def is_timing_column(col: str) -> bool:
 
 def metric_columns(columns: Iterable[str]) -> list[str]:
     return [c for c in columns if c != "step" and not is_timing_column(c)]
+
+
+# ------------------------------------------------------------------------------------------------
+# Signature: which runs may be averaged together
+# ------------------------------------------------------------------------------------------------
+
+#: keys of config.json's ``suite_signature`` that describe rather than determine the numbers
+SIGNATURE_DESCRIPTIVE_KEYS = frozenset({"units"})
+#: overrides the paper's setting needs on a suite: EMNLP's training split is not distributed and must be
+#: supplied with ``--set text_train_path=...`` (its content is identified by the suite signature)
+PUBLISHED_SETTING_OVERRIDES: dict[str, frozenset[str]] = {"emnlp": frozenset({"text_train_path"})}
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What makes two runs' numbers comparable (everything but the seed); see :func:`run_signature`."""
+
+    key: str  # 8 hex digits of the SHA-256 of the canonical JSON of the fields below
+    data_key: str  # the same of the data part only (suite, suite signature, oracle): pairs algorithms in claims
+    algo: str
+    profile: str
+    setting: str  # human label of what differs from the default setting ("" = none), e.g. "oracle seeded"
+    published_setting: bool  # the paper's setting: comparable with the published numbers (profile aside)
+    fields: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.algo} ({self.profile})" + (f" · {self.setting}" if self.setting else "")
+
+
+def _canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _short_hash(obj: Any) -> str:
+    return hashlib.sha256(_canonical_json(obj).encode("utf-8")).hexdigest()[:8]
+
+
+def _setting_value(v: Any) -> str:
+    return v if isinstance(v, str) else _canonical_json(v)
+
+
+def run_signature(suite: str, algo: str, profile: str, config: dict | None) -> Signature:
+    """The signature of a run: the one definition of "same setting" for the leaderboard and regress.
+
+    Hashed (canonical JSON: sorted keys, no spaces; SHA-256, first 8 hex digits): the canonical suite name
+    (``oracle`` = ``synthetic``), config.json's ``suite_signature`` without its descriptive keys (``units``)
+    and otherwise opaque (data files, token-array fingerprints, oracle), ``settings.oracle`` (the oracle is
+    named there even in configs without a suite signature), the algorithm, the profile and config.json's
+    ``overrides`` (the ``--set`` keys with their values). The seed is not part of it.
+    """
+    cfg = config if isinstance(config, dict) else {}
+    canon = pub.canonical_suite(suite)
+    ssig = cfg.get("suite_signature")
+    ssig = {k: v for k, v in ssig.items() if k not in SIGNATURE_DESCRIPTIVE_KEYS} if isinstance(ssig, dict) else {}
+    settings = cfg.get("settings") if isinstance(cfg.get("settings"), dict) else {}
+    oracle = settings.get("oracle")
+    if oracle is None and isinstance(ssig.get("oracle"), str):
+        oracle = ssig["oracle"]
+    overrides = cfg.get("overrides") if isinstance(cfg.get("overrides"), dict) else {}
+    fields = {"suite": canon, "suite_signature": ssig, "oracle": oracle, "algo": algo, "profile": profile,
+              "overrides": overrides}
+    key = _short_hash(fields)
+    data_key = _short_hash({k: fields[k] for k in ("suite", "suite_signature", "oracle")})
+    parts = []
+    other_oracle = canon == "synthetic" and oracle is not None and str(oracle) != pub.PUBLISHED_ORACLE
+    if other_oracle:
+        parts.append(f"oracle {oracle}")
+    shown = {k: v for k, v in overrides.items() if k != "oracle" or not other_oracle}
+    if shown:
+        parts.append("set " + ", ".join(f"{k}={_setting_value(v)}" for k, v in sorted(shown.items())))
+    allowed = PUBLISHED_SETTING_OVERRIDES.get(canon, frozenset())
+    published = not other_oracle and set(overrides) <= allowed
+    return Signature(key, data_key, algo, profile, " · ".join(parts), published, fields)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -97,6 +180,10 @@ class Run:
     @property
     def canonical_suite(self) -> str:
         return pub.canonical_suite(self.suite)
+
+    @property
+    def signature(self) -> Signature:
+        return run_signature(self.suite, self.algo, self.profile, self.config)
 
     def metric_names(self) -> list[str]:
         names = metric_columns(self.metrics.columns) if self.metrics is not None else []
@@ -256,6 +343,7 @@ def run_stats(run: Run) -> dict:
     """One flat row of numbers for a complete run; keys ``<metric>:<stat>`` for the metric statistics."""
     summ = run.summary or {}
     mdf = run.metrics if run.metrics is not None else pd.DataFrame({"step": []})
+    sig = run.signature
     row: dict[str, Any] = {
         "suite": run.suite,
         "algo": run.algo,
@@ -263,6 +351,10 @@ def run_stats(run: Run) -> dict:
         "seed": run.seed,
         "run_dir": str(run.path),
         "oracle": run.settings.get("oracle"),
+        "signature": sig.key,
+        "data_signature": sig.data_key,
+        "setting": sig.setting,
+        "published_setting": sig.published_setting,
         "steps": _finite(summ.get("steps")),
         "wall_s": _finite(summ.get("wall_s")),
     }
@@ -295,15 +387,24 @@ def stats_frame(runs: Sequence[Run]) -> pd.DataFrame:
     return df
 
 
-def aggregate(stats: pd.DataFrame) -> pd.DataFrame:
-    """Mean, sample std (ddof=1) and n over seeds for every (suite, algo, profile) and every value column.
+GROUP_KEYS = ["suite", "algo", "profile", "signature"]
 
-    Columns: the keys, ``n_runs``, ``seeds``, ``run_dirs`` (list), ``oracle`` and ``<value>:mean``,
-    ``<value>:std``, ``<value>:n`` for each value column of ``stats`` (e.g. ``nll_oracle:final:mean``).
+
+def aggregate(stats: pd.DataFrame) -> pd.DataFrame:
+    """Mean, sample std (ddof=1) and n over seeds for every signature and every value column.
+
+    One row per (suite, algo, profile, signature) — runs of different signatures are never averaged (see
+    :func:`run_signature`). Columns: the keys, ``n_runs``, ``seeds``, ``run_dirs`` (list), ``oracle``,
+    ``data_signature`` (the data part of the signature), ``setting`` (what differs from the default setting),
+    ``published_setting``, ``label`` (e.g.
+    ``cot (paper) · oracle seeded``; ``· signature <key>`` appended where two rows would read the same) and
+    ``<value>:mean``, ``<value>:std``, ``<value>:n`` for each value column of ``stats`` (e.g.
+    ``nll_oracle:final:mean``).
     """
-    keys = ["suite", "algo", "profile"]
+    keys = GROUP_KEYS
+    meta_cols = ["n_runs", "seeds", "run_dirs", "oracle", "data_signature", "setting", "published_setting", "label"]
     if stats.empty:
-        return pd.DataFrame(columns=keys + ["n_runs", "seeds", "run_dirs", "oracle"])
+        return pd.DataFrame(columns=keys + meta_cols)
     value_cols = [c for c in stats.columns if c not in ID_COLS]
     g = stats.groupby(keys, sort=False)
     parts = {
@@ -319,9 +420,16 @@ def aggregate(stats: pd.DataFrame) -> pd.DataFrame:
         "seeds": g["seed"].apply(lambda s: ",".join(str(int(x)) for x in sorted(s.dropna()))),
         "run_dirs": g["run_dir"].apply(list),
         "oracle": g["oracle"].apply(lambda s: ",".join(sorted({str(x) for x in s.dropna()}))),
+        "data_signature": g["data_signature"].first(),
+        "setting": g["setting"].first(),
+        "published_setting": g["published_setting"].first().astype(bool),
     })
     out = pd.concat([meta, out], axis=1).reset_index()
-    order = out.apply(lambda r: (r["suite"], pub.algo_sort_key(r["algo"]), _profile_key(r["profile"])), axis=1)
+    out["label"] = [f"{a} ({p})" + (f" · {s}" if s else "") for a, p, s in zip(out["algo"], out["profile"], out["setting"])]
+    dup = out.duplicated(["suite", "label"], keep=False)
+    out.loc[dup, "label"] = out.loc[dup, "label"] + " · signature " + out.loc[dup, "signature"]
+    order = out.apply(lambda r: (r["suite"], pub.algo_sort_key(r["algo"]), _profile_key(r["profile"]),
+                                 not r["published_setting"], r["label"]), axis=1)
     return out.iloc[sorted(range(len(out)), key=lambda i: order.iloc[i])].reset_index(drop=True)
 
 
@@ -338,7 +446,10 @@ def group_value(agg_row: pd.Series | None, metric: str, stat: str) -> tuple[floa
 
 
 def same_setting_as_published(agg_row: pd.Series) -> bool:
-    """Synthetic suites: the runs use the SeqGAN oracle the published numbers were measured on."""
+    """The row's signature is the paper's setting: no ``--set`` overrides and (synthetic suites) the SeqGAN
+    oracle the published numbers were measured on (:func:`run_signature`)."""
+    if "published_setting" in agg_row.index and not pd.isna(agg_row["published_setting"]):
+        return bool(agg_row["published_setting"])
     if pub.canonical_suite(agg_row["suite"]) == "synthetic":
         oracles = {o for o in str(agg_row.get("oracle") or "").split(",") if o}
         return oracles <= {pub.PUBLISHED_ORACLE}
@@ -346,7 +457,7 @@ def same_setting_as_published(agg_row: pd.Series) -> bool:
 
 
 def comparable_with_published(agg_row: pd.Series) -> bool:
-    """Paper profile, and (synthetic suites) the SeqGAN oracle the published numbers were measured on."""
+    """Paper profile, and the paper's setting (:func:`same_setting_as_published`)."""
     return agg_row["profile"] == "paper" and same_setting_as_published(agg_row)
 
 
@@ -519,6 +630,12 @@ def _verdict(diff: float | None, tol: float | None) -> str:
     return " ✓" if abs(diff) <= tol * (1 + 1e-9) + 1e-12 else " ✗"
 
 
+def _profile_cell(g: pd.Series) -> str:
+    """The profile and what sets the row's signature apart, e.g. ``paper · oracle seeded · set g_lr=0.02``."""
+    label, head = str(g.get("label") or ""), f"{g['algo']} ({g['profile']})"
+    return str(g["profile"]) + (label[len(head):] if label.startswith(head) else "")
+
+
 def _build_table(spec: TableSpec, agg: pd.DataFrame, runs: Sequence[Run], suites: list[str], out_dir: Path) -> LeaderboardTable:
     frame_rows: list[dict] = []
     md_sections: list[str] = []
@@ -534,7 +651,8 @@ def _build_table(spec: TableSpec, agg: pd.DataFrame, runs: Sequence[Run], suites
                           & pubdf["metric"].isin(metrics)]["algo"].unique().tolist() if canon == spec.published_suite else []
         rows: list[tuple[str, pd.Series | None]] = [(r["algo"], r) for _, r in groups.iterrows()]
         rows += [(a, None) for a in pub_algos if a not in present]
-        rows.sort(key=lambda t: (pub.algo_sort_key(t[0]), _profile_key(t[1]["profile"]) if t[1] is not None else (9, "")))
+        rows.sort(key=lambda t: (pub.algo_sort_key(t[0]), _profile_key(t[1]["profile"]) if t[1] is not None else (9, ""),
+                                 (not same_setting_as_published(t[1]), str(t[1].get("label", ""))) if t[1] is not None else (False, "")))
         headers = ["algorithm", "profile", "runs"]
         align = ["l", "l", "r"]
         for c in spec.cols:
@@ -549,11 +667,13 @@ def _build_table(spec: TableSpec, agg: pd.DataFrame, runs: Sequence[Run], suites
             comparable = g is not None and comparable_with_published(g)
             show_paper = canon == spec.published_suite and (g is None or same_setting_as_published(g))
             rec: dict[str, Any] = {"suite": suite, "algo": algo, "profile": g["profile"] if g is not None else "",
+                                   "signature": g.get("signature", "") if g is not None else "",
+                                   "setting": g.get("setting", "") if g is not None else "",
+                                   "label": g.get("label", "") if g is not None else "",
+                                   "published_setting": same_setting_as_published(g) if g is not None else True,
                                    "n_runs": n_runs, "seeds": g["seeds"] if g is not None else "",
                                    "oracle": g["oracle"] if g is not None else ""}
-            prof = "—" if g is None else str(g["profile"])
-            if g is not None and not same_setting_as_published(g):
-                prof += f" (oracle {g['oracle']})"
+            prof = "—" if g is None else _profile_cell(g)
             md = [algo, prof, n_runs]
             for c in spec.cols:
                 if c.pair:  # the pair (NLL_oracle, NLL_test) at the evaluation minimising their sum
@@ -625,8 +745,10 @@ def _build_table(spec: TableSpec, agg: pd.DataFrame, runs: Sequence[Run], suites
         "(complete runs only; `(n=k)` when only k runs recorded that metric). "
         f"*paper* = {spec.published_source} (copied verbatim in `docs/protocol.md` §5, see "
         "`textbench/reports/published.py`); Δ = ours − paper, shown for `paper`-profile runs only "
-        "(quick runs are not paper-scale), ✓ within / ✗ beyond the regression tolerance; synthetic runs on "
-        "another oracle than SeqGAN's show no published values "
+        "(quick runs are not paper-scale), ✓ within / ✗ beyond the regression tolerance. Runs are averaged only "
+        "within one signature (suite data and oracle with their fingerprints, algorithm, profile, `--set` "
+        "overrides); a row whose setting differs from the paper's (another oracle, overrides: named in the "
+        "profile column) shows no published values "
         "(`textbench regress` gives the verdict and the reasons for each tolerance).",
         "",
         spec.units_note + " *final* = last evaluation; *best* = best evaluation (min for NLL/JSD, max for BLEU)"
@@ -645,14 +767,17 @@ def _runs_table(runs: Sequence[Run], out_dir: Path) -> LeaderboardTable:
     keys = ["nll_oracle", "nll_test", "jsd", "bleu-2", "rs-bleu-2"]
     rows = []
     for r in runs:
+        sig = r.signature
         rec: dict[str, Any] = {"suite": r.suite, "algo": r.algo, "profile": r.profile, "seed": r.seed,
-                               "status": r.status, "run_dir": str(r.path)}
+                               "status": r.status, "run_dir": str(r.path), "signature": sig.key,
+                               "setting": sig.setting}
         s = run_stats(r) if (r.summary is not None or r.metrics is not None) and not r.errors else {}
         rec["steps"], rec["wall_s"] = s.get("steps"), s.get("wall_s")
         for k in keys:
             rec[f"{k}_final"] = s.get(f"{k}:final")
         rows.append(rec)
-    frame = pd.DataFrame(rows, columns=["suite", "algo", "profile", "seed", "status", "run_dir", "steps", "wall_s"]
+    frame = pd.DataFrame(rows, columns=["suite", "algo", "profile", "seed", "status", "run_dir", "signature", "setting",
+                                        "steps", "wall_s"]
                          + [f"{k}_final" for k in keys])
     present = [k for k in keys if frame[f"{k}_final"].notna().any()]
     units = {"nll_oracle": "nats/token", "nll_test": "nats/token", "jsd": "nats", "bleu-2": "0–1", "rs-bleu-2": "ratio"}

@@ -6,8 +6,12 @@ Four kinds of check, one table (check, published, ours, tolerance, status ∈ pa
   :mod:`textbench.reports.published` (``check`` rows), pass when ``|ours − published| ≤ tolerance``.
   Published numbers are paper-scale, so they are compared with ``paper``-profile runs only; a value with no
   such run is *missing* ("paper-scale run absent" when only other profiles exist) — never passing.
-  Synthetic runs on another oracle than SeqGAN's (``settings.oracle``) are not comparable either.
-- ``claim``: the paper's qualitative claims (CoT NLL_oracle < MLE NLL_oracle, ...) on seed-means. Each claim
+  Seed-means are taken per *signature* (:func:`textbench.reports.leaderboard.run_signature`: suite data and
+  oracle with their fingerprints, algorithm, profile, ``--set`` overrides), never across signatures; only
+  signatures in the paper's setting (SeqGAN oracle, no overrides) are compared, one check per signature
+  when the data of several differ.
+- ``claim``: the paper's qualitative claims (CoT NLL_oracle < MLE NLL_oracle, ...) on the same per-signature
+  seed-means (orderings between algorithms: paper setting, same data; see :func:`evaluate_claims`). Each claim
   lists the profiles it is meaningful for: the paper's orderings are ``paper``-scale only (a 2-minute quick
   run does not reach that regime); the harness sanity claims (the final model beats the untrained one, the
   exact JSD ≤ ln 2) hold for ``quick`` runs too. ``--profile quick`` checks quick runs against those.
@@ -16,9 +20,43 @@ Four kinds of check, one table (check, published, ours, tolerance, status ∈ pa
   best_step / steps agree with metrics.csv. A number edited by hand in either file fails here (or in the
   replay below).
 - ``replay``: each complete run's first K evaluation intervals are re-run from its own config.json by
-  ``textbench.engine.replay.replay_run(run_dir, max_evals)`` and the reproduced metrics.csv rows must equal
-  the committed ones exactly in every column except timing columns (``*_s``). ``K = 0`` replays the whole
-  run. The replay function is a parameter (tests pass a fake one).
+  ``textbench.engine.replay.replay_run(run_dir, max_evals)`` (``K = 0``: the whole run) and the reproduced
+  metrics.csv rows are compared with the committed ones in one of two modes, chosen per run (``auto``, or
+  forced by ``--replay-mode``) and shown in the row (``tolerance`` column; the note starts with the mode and
+  why):
+
+  - ``exact`` — the machine that recorded the replayed steps matches this one: torch's CPU capability
+    (config.json ``versions.cpu_capability`` / ``segments``, e.g. ``AVX512``) and torch version; the replay
+    uses the recorded thread count. Every column except the timing columns (``*_s``) must be bit-identical.
+  - ``tolerance`` — anywhere else, and for configs that do not record the capability (older runs). Vector
+    kernels (AVX-512, AVX2, none) round float32 differently in the last bits and sampling by inverse CDF
+    turns such a difference into another token now and then, so another CPU draws a few other samples
+    (step 0 of an MLE run: NLL_oracle 11.425719 on AVX512, 11.425190 on AVX2, 11.425405 without vector
+    kernels). A metric ``m`` with a Monte-Carlo standard-error column ``m_se`` passes where
+    ``|committed − replayed| ≤ k·sqrt(se_c² + se_r²)`` (+ 1e-9 of the value: float noise where se ≈ 0, as
+    for JSD = ln 2 at step 0). A metric without one (training-loss interval means such as g_loss or bnll;
+    BLEU) is compared in the step-0 row only, before any training, within a relative ``STEP0_RTOL`` = 1e-6
+    (``STEP0_SAMPLE_RTOL`` = 0.05 for the BLEU family, which is computed from the samples), and is listed
+    after that as "not compared across CPUs (no Monte-Carlo error recorded)". Steps, row counts and empty
+    cells are compared as in the exact mode: a cell empty on one side only always fails.
+
+  k = 5, measured (runs recorded on AVX512, replayed in processes with ``ATEN_CPU_CAPABILITY=avx2`` and
+  ``=default``; torch 2.13, one thread): replays on the recording kernels were bit-identical (1,548 cells);
+  on the other kernels, over 1,880 comparisons of nll_oracle / nll_test / jsd / cot_jsd, |Δ|/se (se =
+  sqrt(se_c² + se_r²)) was at most 0.07 at step 0 (456 comparisons); ≤ 0.49 for the tests' tiny setting
+  (seeded oracle, 50 tokens: mle, cot, seqgan, maligan, rankgan, 8 seeds each, 4–5 evaluations); ≤ 0.89
+  for the SeqGAN oracle with the quick profile's sizes (mle and cot, 6 seeds, evaluations at steps 20 and
+  40); ≤ 1.76 for mle and cot over 200 steps (evaluations at 100 and 200: ``--replay-evals 2`` of a quick
+  run); ≤ 2.49 for seqgan / maligan / rankgan over their quick schedules' first two evaluations (MLE and
+  D pre-training, first adversarial step; 2–4 seeds). Largest 2.49 (maligan NLL_oracle after its first
+  adversarial step), 99th percentile 0.88, none above 4. k = 5 is twice the largest: even where the two
+  machines' samples have nothing in common, |Δ|/se is about standard normal and exceeds 5 with probability
+  6e-7 per comparison (4: 6e-5, too often over a results tree of thousands), while a real change of
+  5·√2 ≈ 7 standard errors (e.g. 0.13 nats of NLL_oracle for 1,024 samples) fails. Trajectories of
+  algorithms that train on their own samples separate further with every step; these figures cover the
+  first evaluations that ``--replay-evals`` replays, not a long replay of a whole run (``K = 0``).
+  Step-0 metrics without a standard error: NLL_test of a text suite differed by ≤ 1.1e-8 relative, BLEU-2..5
+  not at all, Self-BLEU / RS-BLEU by ≤ 2.0e-2 (coco, mle, 200 samples, 4 seeds): hence 1e-6 and 0.05.
 
 Incomplete runs are listed in the notes and not checked. The exit status of ``textbench regress`` is 1 if
 any check fails (and, with ``--fail-on-missing``, if any is missing).
@@ -45,6 +83,7 @@ from .leaderboard import (
     group_value,
     is_timing_column,
     load_runs,
+    same_setting_as_published,
     series_at,
     stats_frame,
     text_table,
@@ -57,6 +96,19 @@ PASS, FAIL, MISSING = "pass", "fail", "missing"
 SUMMARY_RTOL = 1e-9
 #: relative tolerance of the replay comparison: 0 = exact
 REPLAY_RTOL = 0.0
+#: replay modes: auto = exact on the recording machine's kernels, tolerance elsewhere
+REPLAY_MODES = ("auto", "exact", "tolerance")
+#: tolerance mode: |committed − replayed| ≤ k·sqrt(se_c² + se_r²) (measured, see the module docstring)
+REPLAY_K = 5.0
+#: tolerance mode, step-0 row, metrics without a standard error: relative tolerance (measured, see the module
+#: docstring); the untrained model is the same on every CPU up to float rounding
+STEP0_RTOL = 1e-6
+#: the same for metrics of the generated samples (BLEU, Self-BLEU, RS-BLEU: no standard error recorded), which
+#: another CPU's sampling changes a little even at step 0
+STEP0_SAMPLE_RTOL = 5e-2
+SAMPLE_METRIC_PREFIXES = ("bleu-", "self-bleu-", "rs-bleu-")
+#: tolerance mode: float64 noise allowed on top of k·se, relative to the value (for se ≈ 0, e.g. JSD = ln 2)
+FLOAT_RTOL = 1e-9
 
 
 @dataclass
@@ -127,9 +179,21 @@ def _stats_canonical(runs: Sequence[Run]) -> pd.DataFrame:
     return st
 
 
-def _oracle_ok(st: pd.DataFrame) -> pd.Series:
-    """Rows comparable with the published synthetic numbers (SeqGAN oracle, or no oracle setting)."""
-    return (st["suite"] != "synthetic") | st["oracle"].isna() | (st["oracle"].astype(str) == pub.PUBLISHED_ORACLE)
+def _groups(agg: pd.DataFrame) -> dict[tuple[str, str], list[pd.Series]]:
+    """Aggregate rows (one per signature) by (suite, algo), in the aggregate's order."""
+    out: dict[tuple[str, str], list[pd.Series]] = {}
+    for _, r in agg.iterrows():
+        out.setdefault((r["suite"], r["algo"]), []).append(r)
+    return out
+
+
+def _tag(g: pd.Series) -> str:
+    """What tells one signature's checks from another's: its key first (labels are cut in the terminal)."""
+    return f" [signature {g['signature']}: {g['setting'] or 'default setting'}]"
+
+
+def _labels(groups: Sequence[pd.Series]) -> str:
+    return "; ".join(str(g["label"]) for g in groups)
 
 
 def _short_source(src: str) -> str:
@@ -155,13 +219,8 @@ def compare_published(runs: Sequence[Run], suite: str | None = None,
     st = _stats_canonical(runs)
     complete = {(pub.canonical_suite(r.suite), r.algo, r.profile) for r in runs if r.complete}
     started = {(pub.canonical_suite(r.suite), r.algo, r.profile) for r in runs if not r.complete}
-    if st.empty:
-        paper = st
-        agg = aggregate(st)
-    else:
-        paper = st[(st["profile"] == "paper") & _oracle_ok(st)]
-        agg = aggregate(paper)
-    groups = {(r["suite"], r["algo"]): r for _, r in agg.iterrows()} if not agg.empty else {}
+    paper = st[st["profile"] == "paper"] if not st.empty else st
+    groups = _groups(aggregate(paper))
     seen = {k[:2] for k in complete | started}
     checks = []
     for row in pubdf.itertuples(index=False):
@@ -169,8 +228,8 @@ def compare_published(runs: Sequence[Run], suite: str | None = None,
         label = f"{row.suite}/{row.algo} {row.metric} {row.stat}" + (f"@{step}" if step is not None else "")
         label += f" [{_short_source(row.source)}]"
         tol = f"±{row.tolerance:g}"
-        c = Check("published", label, str(row.printed), "—", tol, MISSING)
         key = (row.suite, row.algo)
+        c = Check("published", label, str(row.printed), "—", tol, MISSING)
         if key not in seen:
             c.note = "no runs"
         elif (row.suite, row.algo, "paper") not in complete:
@@ -180,35 +239,52 @@ def compare_published(runs: Sequence[Run], suite: str | None = None,
             else:
                 c.note = "paper-scale run absent (no complete run)"
         else:
-            g = groups.get(key)
-            if g is None:
-                c.note = f"runs use another oracle than {pub.PUBLISHED_ORACLE!r}; published numbers are on it"
+            all_groups = groups.get(key, [])
+            same = [g for g in all_groups if same_setting_as_published(g)]
+            if not same:
+                c.note = (f"paper-scale runs in another setting than the published numbers' ({_labels(all_groups)}); "
+                          f"those are on the {pub.PUBLISHED_ORACLE!r} oracle with no --set overrides")
                 checks.append(c)
                 continue
-            if row.stat == "at_step":
-                vals = []
-                dirs = set(g["run_dirs"])
-                for r in runs:
-                    if r.complete and str(r.path) in dirs:
-                        v = series_at(r.metrics, row.metric, step)
-                        if v is not None:
-                            vals.append(v)
-                mean = float(np.mean(vals)) if vals else None
-                std = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
-                n = len(vals)
-                missing_note = f"no evaluation of {row.metric} at step {step}"
-            else:
-                mean, std, n = group_value(g, row.metric, row.stat)
-                missing_note = f"{row.metric} not recorded"
-            if mean is None:
-                c.note = missing_note
-            else:
-                c.ours = _ours(mean, std, n, _digits(row.metric))
-                diff = mean - float(row.value)
-                c.status = PASS if within(mean, float(row.value), float(row.tolerance)) else FAIL
-                c.note = f"Δ = {diff:+.3f}"
+            # one check per signature in the paper's setting: runs whose data differ are never averaged
+            for g in same:
+                gc = Check("published", label, str(row.printed), "—", tol, MISSING)
+                if len(same) > 1:
+                    gc.check += f" · signature {g['signature']}"
+                checks.append(_compare_published_group(gc, row, step, g, runs, len(same)))
+            continue
         checks.append(c)
     return checks
+
+
+def _compare_published_group(c: Check, row, step: int | None, g: pd.Series, runs: Sequence[Run], n_same: int) -> Check:
+    """Fill ``c`` (one published value) from one signature group ``g`` of paper-profile runs."""
+    if row.stat == "at_step":
+        vals = []
+        dirs = set(g["run_dirs"])
+        for r in runs:
+            if r.complete and str(r.path) in dirs:
+                v = series_at(r.metrics, row.metric, step)
+                if v is not None:
+                    vals.append(v)
+        mean = float(np.mean(vals)) if vals else None
+        std = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
+        n = len(vals)
+        missing_note = f"no evaluation of {row.metric} at step {step}"
+    else:
+        mean, std, n = group_value(g, row.metric, row.stat)
+        missing_note = f"{row.metric} not recorded"
+    if mean is None:
+        c.note = missing_note
+    else:
+        c.ours = _ours(mean, std, n, _digits(row.metric))
+        diff = mean - float(row.value)
+        c.status = PASS if within(mean, float(row.value), float(row.tolerance)) else FAIL
+        c.note = f"Δ = {diff:+.3f}"
+    if n_same > 1:
+        c.note += (f"; {n_same} signatures in the paper's setting (their data differ): this one is "
+                   f"{g['label']}, seeds {g['seeds']}")
+    return c
 
 
 # ------------------------------------------------------------------------------------------------
@@ -218,7 +294,13 @@ def compare_published(runs: Sequence[Run], suite: str | None = None,
 
 def evaluate_claims(runs: Sequence[Run], profile: str = "paper", suite: str | None = None,
                     claims: pd.DataFrame | None = None) -> list[Check]:
-    """Claims meaningful for ``profile`` on the seed-means of that profile's complete runs."""
+    """Claims meaningful for ``profile`` on the seed-means of that profile's complete runs, per signature.
+
+    Seed-means are taken within one signature (:func:`textbench.reports.leaderboard.run_signature`), never
+    across. A claim about one algorithm (its final value below its initial one, JSD ≤ ln 2) is checked for
+    each of its signatures; a claim comparing two algorithms (the paper's orderings) pairs signatures in the
+    paper's setting run on the same data (same data signature), one check per such pair.
+    """
     cl = pub.qualitative_claims() if claims is None else claims
     cl = cl[cl["profiles"].map(lambda p: profile in str(p).split(";"))]
     st = _stats_canonical(runs)
@@ -230,11 +312,9 @@ def evaluate_claims(runs: Sequence[Run], profile: str = "paper", suite: str | No
         if r.complete and r.profile != profile:
             other_profiles.setdefault((pub.canonical_suite(r.suite), r.algo), set()).add(r.profile)
     checks: list[Check] = []
+    groups = _groups(agg)
 
-    groups = {(r["suite"], r["algo"]): r for _, r in agg.iterrows()} if not agg.empty else {}
-
-    def value(s: str, algo: str, metric: str, stat: str) -> tuple[float | None, int]:
-        g = groups.get((s, algo))
+    def value(g: pd.Series | None, metric: str, stat: str) -> tuple[float | None, int]:
         if g is None:
             return None, 0
         m, _, n = group_value(g, metric, stat)
@@ -246,18 +326,49 @@ def evaluate_claims(runs: Sequence[Run], profile: str = "paper", suite: str | No
         ss = suites_with_runs if c.suite == "*" else [c.suite]
         if suite is not None:
             ss = [s for s in ss if s == pub.canonical_suite(suite)]
-        pairs = []
+        rhs_const = c.rhs_value is not None and not (isinstance(c.rhs_value, float) and math.isnan(c.rhs_value))
+        # (suite, lhs algo, rhs algo, lhs group, rhs group, tag appended to the label, why missing)
+        cases: list[tuple[str, str, str, pd.Series | None, pd.Series | None, str, str]] = []
         for s in ss:
             if c.lhs_algo == "*":
-                algos = [a for (gs, a) in groups if gs == s and value(s, a, c.lhs_metric, c.lhs_stat)[0] is not None]
-                pairs += [(s, a) for a in algos]
+                algos = [a for (gs, a), gl in groups.items()
+                         if gs == s and any(value(g, c.lhs_metric, c.lhs_stat)[0] is not None for g in gl)]
             else:
-                pairs.append((s, c.lhs_algo))
-        if not pairs:
-            pairs = [(c.suite, c.lhs_algo)]
-        rhs_const = c.rhs_value is not None and not (isinstance(c.rhs_value, float) and math.isnan(c.rhs_value))
-        for s, algo in pairs:
-            rhs_algo = algo if c.rhs_algo == "=" else c.rhs_algo
+                algos = [c.lhs_algo]
+            for algo in algos:
+                rhs_algo = algo if c.rhs_algo == "=" else c.rhs_algo
+                lgs = groups.get((s, algo), [])
+                if c.lhs_algo == "*":
+                    lgs = [g for g in lgs if value(g, c.lhs_metric, c.lhs_stat)[0] is not None]
+                if rhs_const or rhs_algo == algo:  # one algorithm: each of its signatures on its own
+                    for g in lgs:
+                        tag = "" if (same_setting_as_published(g) and len(lgs) == 1) else _tag(g)
+                        cases.append((s, algo, rhs_algo, g, None if rhs_const else g, tag, ""))
+                    if not lgs:
+                        cases.append((s, algo, rhs_algo, None, None, "", ""))
+                    continue
+                # two algorithms: the paper's setting, same data
+                rgs = groups.get((s, rhs_algo), [])
+                lp = [g for g in lgs if same_setting_as_published(g)]
+                rp = [g for g in rgs if same_setting_as_published(g)]
+                pairs = [(gl, gr) for gl in lp for gr in rp if gl["data_signature"] == gr["data_signature"]]
+                for gl, gr in pairs:
+                    tag = "" if len(pairs) == 1 else f" [data {gl['data_signature']}]"
+                    cases.append((s, algo, rhs_algo, gl, gr, tag, ""))
+                if pairs:
+                    continue
+                why = ""
+                if lp and rp:
+                    why = f"{algo} and {rhs_algo} runs are on different data (suite signatures differ)"
+                else:
+                    off = (list(lgs) if not lp else []) + (list(rgs) if not rp else [])
+                    if off:
+                        why = f"runs not in the paper's setting are not compared: {_labels(off)}"
+                cases.append((s, algo, rhs_algo, lp[0] if len(lp) == 1 else None, rp[0] if len(rp) == 1 else None,
+                              "", why))
+        if not cases:
+            cases.append((c.suite, c.lhs_algo, c.rhs_algo, None, None, "", ""))
+        for s, algo, rhs_algo, lg, rg, tag, why in cases:
             if rhs_const:
                 rhs_txt = f"{c.rhs_value:.6g}"
                 label = f"{s}/{algo}: {c.lhs_metric} {c.lhs_stat} {c.op} {rhs_txt}"
@@ -267,20 +378,24 @@ def evaluate_claims(runs: Sequence[Run], profile: str = "paper", suite: str | No
                 label = f"{s}: {algo} {c.op} {rhs_algo}, {c.lhs_metric} {c.lhs_stat}"
             else:
                 label = f"{s}: {algo} {c.lhs_metric} {c.lhs_stat} {c.op} {rhs_algo} {c.rhs_metric} {c.rhs_stat}"
-            lp = pub.lookup(s, algo, c.lhs_metric, c.lhs_stat)
-            rp = None if rhs_const else pub.lookup(s, rhs_algo, c.rhs_metric, c.rhs_stat)
+            label += tag
             published = "—"
-            if lp is not None and (rhs_const or rp is not None):
-                published = f"{lp['printed']} {c.op} {rhs_txt if rhs_const else rp['printed']}"
-            lv, ln = value(s, algo, c.lhs_metric, c.lhs_stat)
+            if lg is None or same_setting_as_published(lg):
+                lp_ = pub.lookup(s, algo, c.lhs_metric, c.lhs_stat)
+                rp_ = None if rhs_const else pub.lookup(s, rhs_algo, c.rhs_metric, c.rhs_stat)
+                if lp_ is not None and (rhs_const or rp_ is not None):
+                    published = f"{lp_['printed']} {c.op} {rhs_txt if rhs_const else rp_['printed']}"
+            lv, ln = value(lg, c.lhs_metric, c.lhs_stat)
             if rhs_const:
                 rv, rn = float(c.rhs_value), None
             else:
-                rv, rn = value(s, rhs_algo, c.rhs_metric, c.rhs_stat)
+                rv, rn = value(rg, c.rhs_metric, c.rhs_stat)
             d = _digits(c.lhs_metric)
             ours = f"{fmt_num(lv, d)} {c.op} {fmt_num(rv, d) if not rhs_const else rhs_txt}"
             chk = Check("claim", label, published, ours, "—", MISSING)
-            if lv is None or rv is None:
+            if why:
+                chk.note = f"[{c.id}] {why}"
+            elif lv is None or rv is None:
                 absent = [f"{algo} {c.lhs_metric}"] if lv is None else []
                 if rv is None:
                     absent.append(f"{rhs_algo} {c.rhs_metric}")
@@ -383,20 +498,16 @@ def check_integrity(run: Run) -> Check:
 # ------------------------------------------------------------------------------------------------
 
 
-def compare_replay(committed: pd.DataFrame, replayed: pd.DataFrame, max_evals: int,
-                   rtol: float = REPLAY_RTOL) -> list[str]:
-    """Problems found comparing replayed metrics rows with the committed prefix (empty list: identical).
-
-    The replay of K evaluation intervals gives the rows of steps 0, e, ..., K·e (K + 1 rows; ``max_evals``
-    = 0 means the whole run). Cells are compared exactly (NaN = empty cell = NaN) over the union of the
-    non-timing columns: a column absent on one side counts as empty there.
-    """
+def _align(committed: pd.DataFrame, replayed: pd.DataFrame, max_evals: int):
+    """(problems, committed rows, replayed rows, columns) for the rows both have, or (problems, None, None,
+    None) when the replay cannot be compared at all. Columns: ``step`` and the union of the non-timing
+    columns (a column absent on one side counts as empty there)."""
     if not isinstance(replayed, pd.DataFrame):
-        return [f"replay returned {type(replayed).__name__}, not a DataFrame"]
+        return [f"replay returned {type(replayed).__name__}, not a DataFrame"], None, None, None
     if "step" not in replayed.columns:
-        return ["replayed rows have no 'step' column"]
+        return ["replayed rows have no 'step' column"], None, None, None
     if replayed.empty:
-        return ["replay returned no rows"]
+        return ["replay returned no rows"], None, None, None
     probs = []
     n = len(replayed)
     if n > len(committed):
@@ -409,19 +520,116 @@ def compare_replay(committed: pd.DataFrame, replayed: pd.DataFrame, max_evals: i
                               if c != "step" and not is_timing_column(c)})
     com = committed.iloc[:n].reset_index(drop=True).reindex(columns=cols)
     rep = replayed.iloc[:n].reset_index(drop=True).reindex(columns=cols)
+    return probs, com, rep, cols
+
+
+def _floats(df: pd.DataFrame, col: str) -> np.ndarray:
+    return pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+
+
+def _where(com: pd.DataFrame, col: str, i: int) -> str:
+    return f"row {i + 1}" if col == "step" else f"step {int(com['step'].iloc[i])}"
+
+
+def compare_replay(committed: pd.DataFrame, replayed: pd.DataFrame, max_evals: int,
+                   rtol: float = REPLAY_RTOL) -> list[str]:
+    """Problems found comparing replayed metrics rows with the committed prefix (empty list: identical).
+
+    The replay of K evaluation intervals gives the rows of steps 0, e, ..., K·e (K + 1 rows; ``max_evals``
+    = 0 means the whole run). Cells are compared exactly (NaN = empty cell = NaN) over the union of the
+    non-timing columns: a column absent on one side counts as empty there.
+    """
+    probs, com, rep, cols = _align(committed, replayed, max_evals)
+    if com is None:
+        return probs
     for col in cols:
-        a = pd.to_numeric(com[col], errors="coerce").to_numpy(dtype=float)
-        b = pd.to_numeric(rep[col], errors="coerce").to_numpy(dtype=float)
+        a, b = _floats(com, col), _floats(rep, col)
         same = (np.isnan(a) & np.isnan(b)) | (a == b)
         if rtol > 0:
             same |= np.isclose(a, b, rtol=rtol, atol=0.0)
         if not same.all():
             i = int(np.flatnonzero(~same)[0])
             k = int((~same).sum())
-            where = f"row {i + 1}" if col == "step" else f"step {int(com['step'].iloc[i])}"
-            probs.append(f"{where}, {col}: committed {_cell(a[i])} != replayed {_cell(b[i])} "
+            probs.append(f"{_where(com, col, i)}, {col}: committed {_cell(a[i])} != replayed {_cell(b[i])} "
                          f"({k} cell{'s' if k > 1 else ''} differ)")
     return probs
+
+
+def compare_replay_tolerance(committed: pd.DataFrame, replayed: pd.DataFrame, max_evals: int,
+                             k: float = REPLAY_K, step0_rtol: float = STEP0_RTOL,
+                             step0_sample_rtol: float = STEP0_SAMPLE_RTOL) -> tuple[list[str], list[str]]:
+    """(problems, notes) comparing replayed rows made on another machine with the committed prefix.
+
+    See the module docstring: a metric ``m`` with a standard-error column ``m_se`` passes where
+    ``|committed − replayed| ≤ k·sqrt(se_c² + se_r²)`` (plus :data:`FLOAT_RTOL` of the value); a metric
+    without one is compared in the step-0 row only, within ``step0_rtol`` of its value (``step0_sample_rtol``
+    for the BLEU family, computed from the generated samples), and otherwise listed
+    as not compared. ``step`` is compared exactly. A cell empty on one side only is always a problem.
+    """
+    probs, com, rep, cols = _align(committed, replayed, max_evals)
+    if com is None:
+        return probs, []
+    notes: list[str] = []
+    steps = _floats(com, "step")
+    at0 = steps == 0
+    se_cols = {c for c in cols if c.endswith("_se") and c[:-3] in cols}
+    within_se: list[str] = []
+    step0_rtol_cols: dict[float, list[str]] = {}
+    not_compared: list[str] = []
+    worst: tuple[float, str] = (-1.0, "")
+    for col in cols:
+        a, b = _floats(com, col), _floats(rep, col)
+        one_empty = np.isnan(a) != np.isnan(b)
+        if one_empty.any():
+            i = int(np.flatnonzero(one_empty)[0])
+            n = int(one_empty.sum())
+            probs.append(f"{_where(com, col, i)}, {col}: committed {_cell(a[i])} != replayed {_cell(b[i])} "
+                         f"(empty on one side only; {n} cell{'s' if n > 1 else ''})")
+        both = ~np.isnan(a) & ~np.isnan(b)
+        if col == "step":
+            bad = both & (a != b)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                probs.append(f"row {i + 1}, step: committed {_cell(a[i])} != replayed {_cell(b[i])}")
+            continue
+        if col in se_cols:
+            continue  # the scale of its metric's tolerance
+        scale = np.full(len(a), np.nan)
+        if col + "_se" in se_cols:
+            scale = np.hypot(_floats(com, col + "_se"), _floats(rep, col + "_se"))
+        by_se = both & np.isfinite(scale)
+        by_rtol = both & ~by_se & at0
+        unchecked = both & ~by_se & ~at0
+        size = np.maximum(np.abs(a), np.abs(b))
+        diff = np.abs(a - b)
+        for i in np.flatnonzero(by_se):
+            tol = k * scale[i] + FLOAT_RTOL * size[i]
+            z = diff[i] / scale[i] if scale[i] > 0 else (0.0 if diff[i] <= FLOAT_RTOL * size[i] else math.inf)
+            if z > worst[0]:
+                worst = (z, f"{col} at step {int(steps[i])}")
+            if not diff[i] <= tol:
+                probs.append(f"step {int(steps[i])}, {col}: committed {_cell(a[i])} vs replayed {_cell(b[i])}, "
+                             f"|Δ| = {diff[i]:.3g} = {z:.3g}·se > {k:g}·se (se {scale[i]:.3g})")
+        rtol = step0_sample_rtol if col.startswith(SAMPLE_METRIC_PREFIXES) else step0_rtol
+        for i in np.flatnonzero(by_rtol):
+            if not diff[i] <= rtol * size[i]:
+                probs.append(f"step 0, {col}: committed {_cell(a[i])} vs replayed {_cell(b[i])}, relative "
+                             f"|Δ| = {diff[i] / size[i]:.3g} > {rtol:g} (untrained model, no standard error)")
+        if by_se.any():
+            within_se.append(col)
+        if by_rtol.any():
+            step0_rtol_cols.setdefault(rtol, []).append(col)
+        if unchecked.any():
+            not_compared.append(col)
+    if within_se:
+        notes.append(f"within {k:g}·se: {', '.join(within_se)}"
+                     + (f" (largest |Δ|/se {worst[0]:.2f}, {worst[1]})" if worst[0] >= 0 else ""))
+    for rtol, names in sorted(step0_rtol_cols.items()):
+        notes.append(f"step 0 within relative {rtol:g}: {', '.join(names)}")
+    if not_compared:
+        notes.append("not compared across CPUs (no Monte-Carlo error recorded): " + ", ".join(not_compared)
+                     + " (empty cells still must match)")
+    return probs, notes
 
 
 def _cell(x: float) -> str:
@@ -435,14 +643,72 @@ def default_replay() -> ReplayFn:
     return replay_run
 
 
-def check_replay(run: Run, max_evals: int, replay: ReplayFn | None = None) -> Check:
+def _machine_text(m: dict) -> str:
+    threads = m.get("threads")
+    return (f"{m.get('cpu_capability') or 'unknown CPU capability'}, torch {m.get('torch') or '?'}"
+            + (f", {threads} thread{'s' if threads != 1 else ''}" if threads else ""))
+
+
+def choose_replay_mode(recorded: dict, machine: dict, requested: str = "auto") -> tuple[str, str]:
+    """(mode, why): ``exact`` when the machine that recorded the replayed steps matches this one (CPU
+    capability and torch version; the replay uses the recorded thread count), ``tolerance`` otherwise or
+    when the recording machine is unknown. ``requested`` = exact / tolerance forces the mode."""
+    if requested not in REPLAY_MODES:
+        raise TextbenchError(f"unknown replay mode {requested!r}; use {', '.join(REPLAY_MODES)}")
+    here = f"this machine {machine.get('cpu_capability') or 'unknown'}, torch {machine.get('torch') or '?'}"
+    rec = f"recorded on {_machine_text(recorded)}"
+    if requested != "auto":
+        return requested, f"--replay-mode {requested}; {rec}; {here}"
+    if recorded.get("mixed"):
+        return "tolerance", str(recorded["mixed"])
+    if not recorded.get("cpu_capability"):
+        return "tolerance", "recording CPU capability unknown (config.json without versions.cpu_capability)"
+    if str(recorded["cpu_capability"]) != str(machine.get("cpu_capability")):
+        return "tolerance", f"{rec}; {here}"
+    if str(recorded.get("torch")) != str(machine.get("torch")):
+        return "tolerance", f"{rec}; {here}"
+    if not recorded.get("threads"):
+        return "tolerance", f"{rec}: thread count not recorded"
+    return "exact", f"{rec} = {here}"
+
+
+def _replay_context(run: Run, max_evals: int) -> tuple[dict, dict]:
+    """(recorded machine, this machine) from the engine's helpers; unknown ({}) where they fail."""
+    try:
+        from ..engine.replay import recorded_machine, replay_last_step, this_machine  # noqa: PLC0415
+    except ImportError:
+        return {}, {}
+    cfg = run.config or {}
+    try:
+        last = replay_last_step(cfg, max_evals)
+    except (KeyError, TypeError, ValueError):
+        last = 2**62  # settings unreadable: every recorded segment counts
+    try:
+        rec = recorded_machine(cfg, last)
+    except (TypeError, ValueError, AttributeError):
+        rec = {}
+    return rec, this_machine()
+
+
+def check_replay(run: Run, max_evals: int, replay: ReplayFn | None = None, mode: str = "auto",
+                 machine: dict | None = None) -> Check:
+    """Replay ``run``'s first ``max_evals`` evaluations and compare, exactly or within Monte-Carlo error.
+
+    ``mode``: auto (exact when this machine matches the recording one, see :func:`choose_replay_mode`),
+    exact or tolerance. ``machine`` (tests): this machine's ``cpu_capability`` and ``torch`` (default: the
+    engine's :func:`textbench.engine.replay.this_machine`).
+    """
     what = "all evaluations" if max_evals <= 0 else f"first {max_evals} evaluation{'s' if max_evals != 1 else ''}"
-    c = Check("replay", f"{run.name} {what}", "committed rows", "—", "exact", MISSING)
+    recorded, here = _replay_context(run, max_evals)
+    chosen, why = choose_replay_mode(recorded, machine if machine is not None else here, mode)
+    tol = "exact" if chosen == "exact" else f"tolerance ≤ {REPLAY_K:g}·se"
+    c = Check("replay", f"{run.name} {what}", "committed rows", "—", tol, MISSING)
+    head = f"mode {chosen} ({why})"
     if replay is None:
         try:
             replay = default_replay()
         except ImportError as e:
-            c.note = f"replay unavailable (textbench.engine.replay: {e})"
+            c.note = f"replay unavailable (textbench.engine.replay: {e}); {head}"
             return c
     # 0 = the whole run: ask for as many intervals as there are committed evaluations (the replay stops at
     # the run's own number of steps)
@@ -451,13 +717,20 @@ def check_replay(run: Run, max_evals: int, replay: ReplayFn | None = None) -> Ch
         got = replay(Path(run.path), k)
     except Exception as e:  # the replay crashing is a failure to reproduce, reported, not raised
         c.status, c.ours = FAIL, "replay error"
-        c.note = f"{type(e).__name__}: {e}".replace("\n", " ")
+        c.note = f"{type(e).__name__}: {e}".replace("\n", " ") + f"; {head}"
         return c
-    probs = compare_replay(run.metrics, got, max_evals)
-    if probs:
-        c.status, c.ours, c.note = FAIL, "differs", "; ".join(probs)
+    if chosen == "exact":
+        probs, notes = compare_replay(run.metrics, got, max_evals), []
+        good = f"{len(got)} rows identical"
     else:
-        c.status, c.ours = PASS, f"{len(got)} rows identical"
+        probs, notes = compare_replay_tolerance(run.metrics, got, max_evals)
+        good = f"{len(got)} rows within tolerance"
+    if probs:
+        c.status, c.ours = FAIL, "differs"
+        c.note = "; ".join([head] + probs + notes)
+    else:
+        c.status, c.ours = PASS, good
+        c.note = "; ".join([head] + notes)
     return c
 
 
@@ -468,10 +741,14 @@ def check_replay(run: Run, max_evals: int, replay: ReplayFn | None = None) -> Ch
 
 def regress(runs_dir: str | os.PathLike = DEFAULT_RUNS, *, profile: str = "paper", suite: str | None = None,
             replay_evals: int = 2, do_replay: bool = True, replay: ReplayFn | None = None,
-            runs: Sequence[Run] | None = None) -> RegressReport:
-    """Run every check; see the module docstring. ``replay`` defaults to the engine's ``replay_run``."""
+            runs: Sequence[Run] | None = None, replay_mode: str = "auto",
+            machine: dict | None = None) -> RegressReport:
+    """Run every check; see the module docstring. ``replay`` defaults to the engine's ``replay_run``;
+    ``replay_mode``: auto / exact / tolerance; ``machine`` (tests): see :func:`check_replay`."""
     if replay_evals < 0:
         raise TextbenchError(f"--replay-evals must be >= 0 (0 = all evaluations), not {replay_evals}")
+    if replay_mode not in REPLAY_MODES:
+        raise TextbenchError(f"unknown --replay-mode {replay_mode!r}; use {', '.join(REPLAY_MODES)}")
     if runs is None:
         runs = load_runs(runs_dir, suite)
     rep = RegressReport(profile=profile, runs_dir=str(runs_dir))
@@ -489,7 +766,7 @@ def regress(runs_dir: str | os.PathLike = DEFAULT_RUNS, *, profile: str = "paper
     if do_replay:
         for r in runs:
             if r.complete:
-                rep.checks.append(check_replay(r, replay_evals, replay))
+                rep.checks.append(check_replay(r, replay_evals, replay, replay_mode, machine))
     else:
         rep.notes.append("replay skipped (--no-replay)")
     if not runs:
