@@ -366,3 +366,38 @@ def test_different_signatures_are_never_merged(tmp_path, other, setting):
         assert pd.isna(row_odd["nll_oracle_final_paper"]) and pd.isna(row_odd["nll_oracle_final_diff"])
         assert f"| paper · {setting} |" in t1.markdown
     assert row_odd["signature"] == odd["signature"]
+
+
+def _write_run(d, cfg, complete=True):
+    d.mkdir(parents=True)
+    (d / "config.json").write_text(json.dumps(cfg))
+    (d / "summary.json").write_text(json.dumps({"complete": complete, "final": {}, "steps": cfg["settings"]["steps"]}))
+
+
+@pytest.mark.parametrize("source_profile, source_complete, steps, published", [
+    ("paper", True, 180, True),     # the paper's pre-training taken from the MLE paper run
+    ("quick", True, 180, False),    # a quick MLE run is not the paper's pre-training
+    ("paper", False, 180, False),   # an unfinished source
+    ("paper", True, 100, False),    # a truncated schedule
+])
+def test_pretraining_from_the_mle_paper_run_keeps_the_paper_setting(tmp_path, source_profile, source_complete, steps, published):
+    from textbench.engine.loop import resolve_settings
+
+    ssig = {"suite": "synthetic", "oracle": "seqgan", "train_sha256": "ab"}
+    root = tmp_path / "results" / "runs" / "synthetic"
+    mle_settings = resolve_settings("mle", "synthetic", source_profile)
+    _write_run(root / "mle" / f"{source_profile}-seed0", {"algo": "mle", "suite": "synthetic", "profile": source_profile, "seed": 0,
+                                                         "settings": mle_settings, "overrides": {}, "suite_signature": ssig},
+               complete=source_complete)
+    src = f"results/runs/synthetic/mle/{source_profile}-seed0"
+    settings = resolve_settings("maligan", "synthetic", "paper", {"init_from": src, "steps": steps})
+    cfg = {"algo": "maligan", "suite": "synthetic", "profile": "paper", "seed": 0, "settings": settings,
+           "overrides": {"init_from": src, "steps": steps}, "suite_signature": ssig}
+    d = root / "maligan" / "paper-seed0-set12345678"
+    _write_run(d, cfg)
+    sig = lb.run_signature("synthetic", "maligan", "paper", cfg, d)
+    assert sig.published_setting is published
+    assert ("pre-trained by mle paper-seed0" in sig.setting) is published
+    plain = lb.run_signature("synthetic", "maligan", "paper", {**cfg, "overrides": {}, "settings": resolve_settings("maligan", "synthetic", "paper")})
+    assert (sig.fields["overrides"] == plain.fields["overrides"]) is published
+    assert lb.RUN_NAME_RE.match(d.name).group("profile") == "paper"

@@ -49,7 +49,8 @@ from . import published as pub
 DEFAULT_RUNS = Path("results/runs")
 DEFAULT_OUT = Path("results/leaderboard")
 
-RUN_NAME_RE = re.compile(r"^(?P<profile>.+)-seed(?P<seed>\d+)$")
+#: <profile>-seed<N>, with -set<8 hex> when the run has --set overrides (engine.rundir.default_run_dir)
+RUN_NAME_RE = re.compile(r"^(?P<profile>.+?)-seed(?P<seed>\d+)(?:-set[0-9a-f]{8})?$")
 ID_COLS = ["suite", "algo", "profile", "seed", "run_dir", "oracle", "signature", "data_signature", "setting",
            "published_setting"]
 PROFILE_ORDER = ["paper", "quick"]
@@ -104,7 +105,54 @@ def _setting_value(v: Any) -> str:
     return v if isinstance(v, str) else _canonical_json(v)
 
 
-def run_signature(suite: str, algo: str, profile: str, config: dict | None) -> Signature:
+#: overrides that only say "the pre-training phases come from another run" (``init_from``, and ``steps``
+#: shortened by the phases it covers): see :func:`pretrained_from`
+PRETRAINING_OVERRIDES = frozenset({"init_from", "steps"})
+
+
+def pretrained_from(run_path: Path | None, config: dict) -> dict | None:
+    """The source of ``init_from`` when it stands for the paper's own pre-training, else None.
+
+    The adversarial algorithms pre-train G by MLE for ``pretrain_steps`` epochs (SeqGAN's, Texygen's
+    schedule) and MLE consumes no randomness of the training generator, so a run that takes G from a
+    *complete paper-profile* ``mle`` run in the paper's setting, with the same seed and suite signature, and
+    runs the rest of its own paper schedule (``steps`` = paper steps − ``pretrain_steps``) follows the
+    paper's procedure exactly (protocol Part I: shared pre-training). Returns the source's identity
+    ``{"algo", "profile", "seed", "run"}``; the source directory is looked up as written in ``init_from``,
+    relative to the folder holding ``run_path``'s ``results/`` (the repository), else to the working directory.
+    """
+    settings = config.get("settings") if isinstance(config.get("settings"), dict) else {}
+    src = settings.get("init_from")
+    if not src or run_path is None:
+        return None
+    candidates = []
+    parts = Path(run_path).resolve().parts
+    if "results" in parts:  # the repository (or folder) that holds this run's results/ first
+        candidates.append(Path(*parts[: len(parts) - parts[::-1].index("results") - 1]) / src)
+    candidates.append(Path(src))
+    src_dir = next((c for c in candidates if (c / "config.json").is_file()), None)
+    if src_dir is None:
+        return None
+    src_cfg, err = _read_json(src_dir / "config.json")
+    summ, err2 = _read_json(src_dir / "summary.json")
+    if err or err2 or not isinstance(src_cfg, dict) or not isinstance(summ, dict) or summ.get("complete") is not True:
+        return None
+    ok = (src_cfg.get("algo") == "mle" and src_cfg.get("profile") == "paper" and not src_cfg.get("overrides")
+          and src_cfg.get("seed") == config.get("seed") and src_cfg.get("suite_signature") == config.get("suite_signature"))
+    try:
+        from ..engine.loop import resolve_settings  # the paper schedule of this algorithm, as the code defines it
+
+        paper = resolve_settings(config["algo"], config["suite"], "paper")
+        ok = ok and int(settings["steps"]) == int(paper["steps"]) - int(paper["pretrain_steps"])
+        ok = ok and all(settings[k] == v for k, v in paper.items() if k in settings and k not in PRETRAINING_OVERRIDES)
+    except (TextbenchError, KeyError, TypeError, ValueError):
+        return None
+    if not ok:
+        return None
+    return {"algo": "mle", "profile": "paper", "seed": src_cfg.get("seed"), "run": src_dir.name}
+
+
+def run_signature(suite: str, algo: str, profile: str, config: dict | None, path: Path | None = None) -> Signature:
     """The signature of a run: the one definition of "same setting" for the leaderboard and regress.
 
     Hashed (canonical JSON: sorted keys, no spaces; SHA-256, first 8 hex digits): the canonical suite name
@@ -122,6 +170,9 @@ def run_signature(suite: str, algo: str, profile: str, config: dict | None) -> S
     if oracle is None and isinstance(ssig.get("oracle"), str):
         oracle = ssig["oracle"]
     overrides = cfg.get("overrides") if isinstance(cfg.get("overrides"), dict) else {}
+    source = pretrained_from(path, cfg) if set(overrides) & PRETRAINING_OVERRIDES else None
+    if source is not None:  # the paper's pre-training, taken from an MLE paper run: not a change of setting
+        overrides = {k: v for k, v in overrides.items() if k not in PRETRAINING_OVERRIDES}
     fields = {"suite": canon, "suite_signature": ssig, "oracle": oracle, "algo": algo, "profile": profile,
               "overrides": overrides}
     key = _short_hash(fields)
@@ -135,6 +186,8 @@ def run_signature(suite: str, algo: str, profile: str, config: dict | None) -> S
         parts.append("set " + ", ".join(f"{k}={_setting_value(v)}" for k, v in sorted(shown.items())))
     allowed = PUBLISHED_SETTING_OVERRIDES.get(canon, frozenset())
     published = not other_oracle and set(overrides) <= allowed
+    if source is not None:
+        parts.append(f"pre-trained by {source['algo']} {source['profile']}-seed{source['seed']}")
     return Signature(key, data_key, algo, profile, " · ".join(parts), published, fields)
 
 
@@ -183,7 +236,7 @@ class Run:
 
     @property
     def signature(self) -> Signature:
-        return run_signature(self.suite, self.algo, self.profile, self.config)
+        return run_signature(self.suite, self.algo, self.profile, self.config, self.path)
 
     def metric_names(self) -> list[str]:
         names = metric_columns(self.metrics.columns) if self.metrics is not None else []
@@ -235,7 +288,7 @@ def load_run(path: Path) -> Run:
     profile, seed = (m.group("profile"), int(m.group("seed"))) if m else (path.name, None)
     run = Run(path=path, suite=path.parent.parent.name, algo=path.parent.name, profile=profile, seed=seed)
     if m is None:
-        run.errors.append(f"directory name {path.name!r} is not <profile>-seed<N>")
+        run.errors.append(f"directory name {path.name!r} is not <profile>-seed<N>[-set<hash>]")
     cfg, err = _read_json(path / "config.json")
     if err:
         run.errors.append(err)
