@@ -238,7 +238,12 @@ def test_tables_written_with_published_values_and_links(runs_dir, tmp_path):
     md = (out / "table1.md").read_text()
     assert "NLL_oracle final (nats/token)" in md
     assert "(../runs/synthetic/cot/paper-seed1/config.json)" in md
-    assert "synthetic/cot/paper-seed4" in md and "complete = False" in md
+    assert "synthetic/cot/paper-seed4" in md
+    paper_part, rest = md.split("### In progress — not results")
+    progress, quick_part = rest.split("### Quick and other runs — not comparable with the paper")
+    assert "synthetic/cot/paper-seed4" in progress and " of " in progress  # shown as in progress, not as a result
+    assert "| cot | paper |" in paper_part and "| cot | quick |" in quick_part and "| cot | quick |" not in paper_part
+    assert math.isnan(quick["nll_oracle_final_paper"])  # no published value beside a quick row
     for link in [s.split("](")[1].split(")")[0] for s in md.split("[config")[1:]]:
         assert (out / link).resolve().is_file(), link
     t2 = pd.read_csv(out / "table2.csv")
@@ -401,3 +406,15 @@ def test_pretraining_from_the_mle_paper_run_keeps_the_paper_setting(tmp_path, so
     plain = lb.run_signature("synthetic", "maligan", "paper", {**cfg, "overrides": {}, "settings": resolve_settings("maligan", "synthetic", "paper")})
     assert (sig.fields["overrides"] == plain.fields["overrides"]) is published
     assert lb.RUN_NAME_RE.match(d.name).group("profile") == "paper"
+
+
+def test_progress_line_projects_the_remaining_hours():
+    run = lb.Run(path=Path("x/paper-seed0"), suite="synthetic", algo="cot", profile="paper", seed=0,
+                 config={"settings": {"steps": 1000}},
+                 metrics=pd.DataFrame({"step": [0, 100, 200], "wall_s": [10.0, 1810.0, 3610.0],
+                                       "nll_oracle": [11.4, 10.0, 9.5], "nll_test": [8.5, 8.0, 7.9]}),
+                 summary={"complete": False, "steps": 250, "wall_s": 3600.0 * 1.25})
+    line = lb.progress_line(run)
+    assert line.startswith("step 250 of 1000 (25.0 %)")
+    assert "last evaluation (step 200): nll_oracle 9.500, nll_test 7.900" in line
+    assert "1.25 h so far, ≈ 3.8 h left at this pace" in line

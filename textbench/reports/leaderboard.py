@@ -683,6 +683,29 @@ def _verdict(diff: float | None, tol: float | None) -> str:
     return " ✓" if abs(diff) <= tol * (1 + 1e-9) + 1e-12 else " ✗"
 
 
+def progress_line(run: Run) -> str:
+    """Where an unfinished run stands: step k of N, its last NLL_oracle / NLL_test, hours so far and the
+    hours left at its average pace so far (a projection, not a measurement)."""
+    total = _finite((run.settings or {}).get("steps"))
+    m = run.metrics
+    if m is None or m.empty:
+        return f"started, no evaluation yet (of {fmt_num(total, 0)} steps)"
+    last = m.iloc[-1]
+    k, wall = int(last["step"]), _finite(last.get("wall_s"))
+    if run.summary and _finite(run.summary.get("steps")) is not None:
+        k = max(k, int(run.summary["steps"]))
+        wall = _finite(run.summary.get("wall_s")) or wall
+    shown = ", ".join(f"{name} {fmt_num(_finite(last.get(name)), 3)}" for name in ("nll_oracle", "nll_test", "bleu-2")
+                      if _finite(last.get(name)) is not None)
+    out = f"step {k} of {fmt_num(total, 0)}"
+    if total:
+        out += f" ({100 * k / total:.1f} %)"
+    out += f"; last evaluation (step {int(last['step'])}): {shown or '—'}"
+    if wall and k and total:
+        out += f"; {wall / 3600:.2f} h so far, ≈ {wall * (total - k) / k / 3600:.1f} h left at this pace"
+    return out
+
+
 def _profile_cell(g: pd.Series) -> str:
     """The profile and what sets the row's signature apart, e.g. ``paper · oracle seeded · set g_lr=0.02``."""
     label, head = str(g.get("label") or ""), f"{g['algo']} ({g['profile']})"
@@ -718,7 +741,8 @@ def _build_table(spec: TableSpec, agg: pd.DataFrame, runs: Sequence[Run], suites
         for algo, g in rows:
             n_runs = int(g["n_runs"]) if g is not None else 0
             comparable = g is not None and comparable_with_published(g)
-            show_paper = canon == spec.published_suite and (g is None or same_setting_as_published(g))
+            # published values stand beside paper-scale rows in the paper's setting (and missing rows) only
+            show_paper = canon == spec.published_suite and (g is None or comparable)
             rec: dict[str, Any] = {"suite": suite, "algo": algo, "profile": g["profile"] if g is not None else "",
                                    "signature": g.get("signature", "") if g is not None else "",
                                    "setting": g.get("setting", "") if g is not None else "",
@@ -778,17 +802,28 @@ def _build_table(spec: TableSpec, agg: pd.DataFrame, runs: Sequence[Run], suites
                 links.append(f"[{label}]({r}/) ([config]({r}/config.json))")
             md += [fmt_mean_std(wm, ws, wn, n_runs, 0), fmt_num(sm, 0), ", ".join(links) or "—"]
             frame_rows.append(rec)
-            md_rows.append(md)
+            md_rows.append((g is None or g["profile"] == "paper", md))
         section = [f"## Suite `{suite}`" + (f" (published setting: {canon})" if canon != suite else ""), ""]
-        if md_rows:
-            headers, md_rows, align = _drop_empty_columns(headers, md_rows, align, groups_at)
-            section.append(markdown_table(headers, md_rows, align))
-        else:
+        paper_rows = [md for is_paper, md in md_rows if is_paper]
+        other_rows = [md for is_paper, md in md_rows if not is_paper]
+        if paper_rows:
+            section.append("### Paper-scale runs (`paper` profile)\n")
+            h, r, a = _drop_empty_columns(headers, paper_rows, align, groups_at)
+            section.append(markdown_table(h, r, a))
+        in_progress = [r for r in runs if r.suite == suite and not r.complete and not r.errors]
+        if in_progress:
+            section.append("### In progress — not results\n")
+            section.append("\n".join(f"- [{r.name}]({_rel(r.path, out_dir)}/): {progress_line(r)}" for r in in_progress) + "\n")
+        if other_rows:
+            section.append("### Quick and other runs — not comparable with the paper (short schedules or other settings)\n")
+            h, r, a = _drop_empty_columns(headers, other_rows, align, groups_at)
+            section.append(markdown_table(h, r, a))
+        if not md_rows and not in_progress:
             section.append("No complete runs and no published values.\n")
-        not_counted = [r for r in runs if r.suite == suite and not r.complete]
-        if not_counted:
-            section.append("Not counted (incomplete or unreadable):\n")
-            section.append("\n".join(f"- [{r.name}]({_rel(r.path, out_dir)}/): {r.status}" for r in not_counted) + "\n")
+        broken = [r for r in runs if r.suite == suite and r.errors]
+        if broken:
+            section.append("Not counted (unreadable or inconsistent):\n")
+            section.append("\n".join(f"- [{r.name}]({_rel(r.path, out_dir)}/): {r.status}" for r in broken) + "\n")
         md_sections.append("\n".join(section))
     frame = pd.DataFrame(frame_rows)
     head = [

@@ -83,6 +83,7 @@ from .leaderboard import (
     group_value,
     is_timing_column,
     load_runs,
+    progress_line,
     same_setting_as_published,
     series_at,
     stats_frame,
@@ -760,7 +761,7 @@ def regress(runs_dir: str | os.PathLike = DEFAULT_RUNS, *, profile: str = "paper
     rep.checks += evaluate_claims(runs, profile, suite)
     for r in runs:
         if r.incomplete is not None and not r.errors:
-            rep.notes.append(f"not checked, incomplete: {r.name} ({r.incomplete})")
+            rep.notes.append(f"in progress, not a result (not checked): {r.name}: {progress_line(r)}")
             continue
         rep.checks.append(check_integrity(r))
     if do_replay:
