@@ -74,3 +74,11 @@ def test_cli_plot_and_leaderboard(tmp_path):
     assert (tmp_path / "lb" / "table2.md").is_file() and not (tmp_path / "lb" / "table2.csv").exists()
     res = CliRunner().invoke(plot_cmd, ["--runs", str(tmp_path / "missing")])
     assert isinstance(res.exception, TextbenchError)
+
+
+def test_every_algorithm_has_its_own_colour_and_no_flat_jsd_panel():
+    from textbench.registry import ALGORITHMS
+
+    colours = {a: plots.algo_color(a) for a in [e.name for e in ALGORITHMS.entries()]}
+    assert len(set(colours.values())) == len(colours), colours  # gcn no longer shares MLE's colour
+    assert "jsd" not in plots.SYNTHETIC_PANELS and "cot_jsd" in plots.SYNTHETIC_PANELS

@@ -70,7 +70,7 @@ SUITE_ALIASES: dict[str, str] = {
 PUBLISHED_ORACLE = "seqgan"
 
 #: display order of algorithms in tables and legends
-ALGO_ORDER = ["mle", "seqgan", "rankgan", "maligan", "leakgan", "textgan", "cot", "cot-strong"]
+ALGO_ORDER = ["mle", "seqgan", "rankgan", "maligan", "gcn", "leakgan", "textgan", "cot", "cot-strong"]
 
 LN2 = math.log(2.0)
 #: entropy rate of the SeqGAN oracle, nats/token (shared data README): a floor for NLL_test
