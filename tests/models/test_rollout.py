@@ -148,3 +148,39 @@ def test_fused_sampler_matches_reference(vocab, scale):
     assert fused.shape == (300, 3)
     assert (fused == ref).float().mean().item() >= 0.995  # identical up to float rounding at CDF steps
     assert int(fused.max()) < vocab
+
+
+@pytest.mark.parametrize("vocab,n", [(7, 37), (5000, 300)])
+def test_sample_in_blocks_is_policy_sample(vocab, n):
+    """The same sequences as ``LSTMLM.sample`` (bit for bit) and the same draws (generator state after)."""
+    from textbench.models.rollout import sample_in_blocks
+
+    pol = LSTMLM(vocab, 8, 8, L).init_normal_(0.5, torch.Generator().manual_seed(0))
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    a = sample_in_blocks(pol, n, g1, rows=16)
+    b = pol.sample(n, g2)
+    assert torch.equal(a, b)
+    assert torch.equal(g1.get_state(), g2.get_state())
+    assert pol.training  # mode restored
+    assert sample_in_blocks(pol, 0, g1).shape == (0, L)
+
+
+def test_fused_sampler_without_onednn_matches_reference():
+    """The fallback (torch's addmm + exp) draws the same tokens as the oneDNN path, up to rounding."""
+    from textbench.models.rollout import FusedSampler
+
+    gen = torch.Generator().manual_seed(0)
+    out = torch.nn.Linear(8, 500)
+    with torch.no_grad():
+        out.weight.copy_(torch.randn(out.weight.shape, generator=gen) * 2)
+        out.bias.copy_(torch.randn(out.bias.shape, generator=gen))
+    h = torch.tanh(torch.randn(400, 8, generator=gen))
+    u = torch.rand(400, 2, generator=gen)
+    with torch.no_grad():
+        fast = FusedSampler(out)(h, u)
+        torch._C._set_mkldnn_enabled(False)
+        try:
+            plain = FusedSampler(out)(h, u)
+        finally:
+            torch._C._set_mkldnn_enabled(True)
+    assert (fast == plain).float().mean().item() >= 0.995

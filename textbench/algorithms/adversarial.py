@@ -67,7 +67,7 @@ from ..config import COUNT, COUNT0, FLAG, TEXT, Spec
 from ..errors import TextbenchError
 from ..io import read_json, safe_torch_load
 from ..models.discriminator import SEQGAN_FILTERS, TEXYGEN_FILTERS, CNNDiscriminator
-from ..models.rollout import rollout_rewards, sequence_reward
+from ..models.rollout import rollout_rewards, sample_in_blocks, sequence_reward
 from ..registry import ALGORITHMS
 from .base import GENERATOR_DEFAULTS, GENERATOR_HELP, Algorithm, BatchCycler, clip_and_step
 
@@ -169,6 +169,49 @@ def pg_loss(token_log_probs: torch.Tensor, rewards: torch.Tensor, reduction: str
     if reduction == "mean":
         return total / token_log_probs.numel()
     raise TextbenchError(f"pg_reduction must be sum or mean, got {reduction!r}")
+
+
+def _adam_step(opt: torch.optim.Optimizer) -> None:
+    """``opt.step()``; for a plain ``torch.optim.Adam`` over CPU float32 parameters, with torch's fused
+    Adam kernel (the ``fused=True`` code path, switched on for this call only, so the optimizer's
+    settings and its ``state_dict`` are unchanged).
+
+    The fused kernel computes the same update in one pass over (param, grad, m, v) instead of the ~8
+    passes of the default single-tensor implementation: ~7 ms instead of ~19 ms per step for SeqGAN's D
+    (7.0M parameters, one thread). Its float rounding differs from the default's by about one ulp of the
+    update (m, v and the parameters agree to ~1e-7 relative after a step), so a fixed-seed run's D
+    weights are equal up to rounding, not bit for bit (the discriminator's gradients already differ at
+    that level: ``models/discriminator.py``). ``foreach=True`` would be bit-identical but is no faster on
+    CPU. Anything else (other optimizers, devices, dtypes, AMSGrad/differentiable/capturable/foreach
+    settings, a torch without the CPU kernel) takes ``opt.step()`` unchanged."""
+    groups = opt.param_groups
+    if not (type(opt) is torch.optim.Adam and _FUSED_CPU_ADAM) or any(
+        g.get("fused") or g.get("foreach") or g.get("differentiable") or g.get("capturable")
+        or any(p.device.type != "cpu" or p.dtype != torch.float32 for p in g["params"])
+        for g in groups
+    ):
+        opt.step()
+        return
+    saved = [g.get("fused") for g in groups]
+    for g in groups:
+        g["fused"] = True
+    try:
+        opt.step()
+    finally:
+        for g, f in zip(groups, saved):
+            g["fused"] = f
+
+
+def _fused_cpu_adam_available() -> bool:
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+        return "cpu" in _get_fused_kernels_supported_devices() and hasattr(torch, "_fused_adam_")
+    except ImportError:
+        return False
+
+
+_FUSED_CPU_ADAM = _fused_cpu_adam_available()
 
 
 # -- the base class --------------------------------------------------------------------------------
@@ -310,11 +353,14 @@ class PhasedAlgorithm(Algorithm):
         return self.d.loss(x, labels)
 
     def d_call(self) -> float:
-        """One D call (module docstring); returns the mean minibatch loss."""
+        """One D call (module docstring); returns the mean minibatch loss.
+
+        The negatives are ``self.g.sample(n, self.rng)``, computed by ``sample_in_blocks`` (the same draws
+        and sequences, faster); D's Adam steps are ``_adam_step`` (torch's fused Adam kernel on CPU)."""
         s, b = self.settings, int(self.settings["batch_size"])
         train = self.suite.train
         n = min(int(s["d_samples"]), train.shape[0])
-        neg = self.g.sample(n, self.rng).to(self.device)
+        neg = sample_in_blocks(self.g, n, self.rng).to(self.device)
         pos = train if n == train.shape[0] else train[torch.randperm(train.shape[0], generator=self.rng)[:n]]
         data = torch.cat([pos.to(self.device), neg])
         labels = torch.cat([torch.ones(n, dtype=torch.long), torch.zeros(n, dtype=torch.long)]).to(self.device)
@@ -330,7 +376,7 @@ class PhasedAlgorithm(Algorithm):
                 self.d_opt.zero_grad(set_to_none=True)
                 loss = self.d_batch_loss(data[i * b : (i + 1) * b], labels[i * b : (i + 1) * b])
                 loss.backward()
-                self.d_opt.step()
+                _adam_step(self.d_opt)
                 total += loss.item()
         self.d.eval()
         return total / (nb * int(s["d_epochs"]))
