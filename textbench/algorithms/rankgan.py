@@ -55,7 +55,6 @@ Reference behaviours, each decided (fix = reproduced; keep = not reproduced, wit
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -123,12 +122,7 @@ class Ranker(CNNDiscriminator):
         """TF ``get_variable`` defaults, as the shared highway (``models/discriminator.py``)."""
         if getattr(self, "ref_highway", None) is None:  # also during the base class's __init__
             return
-        for lin in (self.ref_highway.lin, self.ref_highway.gate):
-            fan_out, fan_in = lin.weight.shape
-            limit = math.sqrt(6.0 / (fan_in + fan_out))
-            lin.weight.uniform_(-limit, limit, generator=generator)
-            b = math.sqrt(3.0 / fan_out)
-            lin.bias.uniform_(-b, b, generator=generator)
+        self.ref_highway.reset_parameters_tf(generator)
 
     def rank_features(self, x: torch.Tensor, ref: torch.Tensor, dropout: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Features of x [N, L] and of the references ref [R, L] -> ([N, F], [R, F]), dropout on iff ``dropout``."""

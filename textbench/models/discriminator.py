@@ -335,6 +335,16 @@ class Highway(nn.Module):
         self.gate = nn.Linear(size, size)
         self.gate_bias = gate_bias
 
+    @torch.no_grad()
+    def reset_parameters_tf(self, generator: torch.Generator | None = None) -> None:
+        """TF ``get_variable`` defaults: W Glorot-uniform, a 1-d bias of size n U(±√(3/n)); lin, then gate."""
+        for lin in (self.lin, self.gate):
+            fan_out, fan_in = lin.weight.shape
+            limit = math.sqrt(6.0 / (fan_in + fan_out))
+            lin.weight.uniform_(-limit, limit, generator=generator)
+            b = math.sqrt(3.0 / fan_out)
+            lin.bias.uniform_(-b, b, generator=generator)
+
     def forward(self, p: torch.Tensor) -> torch.Tensor:
         t = torch.sigmoid(_linear(p, self.gate) + self.gate_bias)
         g = F.relu(_linear(p, self.lin))
@@ -385,12 +395,7 @@ class CNNDiscriminator(nn.Module):
             nn.init.trunc_normal_(conv.weight, std=0.1, a=-0.2, b=0.2, generator=g)
             conv.bias.fill_(0.1)
         if self.highway is not None:
-            for lin in (self.highway.lin, self.highway.gate):
-                fan_out, fan_in = lin.weight.shape
-                limit = math.sqrt(6.0 / (fan_in + fan_out))
-                lin.weight.uniform_(-limit, limit, generator=g)
-                b = math.sqrt(3.0 / fan_out)
-                lin.bias.uniform_(-b, b, generator=g)
+            self.highway.reset_parameters_tf(g)
         nn.init.trunc_normal_(self.output.weight, std=0.1, a=-0.2, b=0.2, generator=g)
         self.output.bias.fill_(0.1)
         return self
