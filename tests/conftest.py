@@ -49,3 +49,15 @@ def has_data() -> bool:
 
 
 needs_data = pytest.mark.skipif(not has_data(), reason="TEXTBENCH_DATA (the shared data folder) is not available")
+
+
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.needs_data`` skips a test when the shared data folder is absent (the marker and the
+    ``needs_data`` decorator above mean the same thing). ``@pytest.mark.slow`` marks the end-to-end tests
+    that take tens of seconds (select the rest with ``-m "not slow"``)."""
+    if has_data():
+        return
+    skip = pytest.mark.skip(reason="TEXTBENCH_DATA (the shared data folder) is not available")
+    for item in items:
+        if "needs_data" in item.keywords:
+            item.add_marker(skip)

@@ -219,6 +219,7 @@ def test_files_follow_the_umask(tiny, tmp_path):
             assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_checkpoints_and_resumes(tiny, tmp_path, signum):
     tiny.update(steps=4000, eval_every=1000)
@@ -239,6 +240,7 @@ def test_signal_checkpoints_and_resumes(tiny, tmp_path, signum):
     assert json.loads((d / "summary.json").read_text())["steps"] == step
 
 
+@pytest.mark.slow
 def test_killed_at_random_points_resumes_to_the_uninterrupted_numbers(tiny, tmp_path):
     """SIGKILL at random moments (several seeds of the kill time), resume each time: the final metrics.csv
     equals an uninterrupted run's apart from wall_s. Checkpoints every step (--checkpoint-minutes tiny)."""
