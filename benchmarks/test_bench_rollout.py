@@ -40,7 +40,6 @@ from textbench.models.rollout import (
     draw_uniforms,
     rollout_rewards,
     rollout_rewards_naive,
-    sample_in_blocks,
     sequence_reward,
 )
 from textbench.registry import ALGORITHMS
@@ -238,7 +237,7 @@ def test_adversarial_epoch_seconds(benchmark, name):
         benchmark.pedantic(g_step, rounds=1, iterations=1)
         t_g = benchmark.stats.stats.min
         n = min(int(s["d_samples"]), 9984)
-        t_sample = once(lambda: sample_in_blocks(a.g, n, a.rng))
+        t_sample = once(lambda: a.g.sample(n, a.rng))
         updates = int(s["d_epochs"]) * ((2 * n) // b)
         t_call = t_sample + updates * t_d
         epoch = int(s["adv_g_steps"]) * t_g + int(s["d_steps"]) * t_call

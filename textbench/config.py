@@ -154,6 +154,13 @@ _ENGINE: dict[str, tuple[Any, Spec, str]] = {
     "steps": (1000, COUNT, "number of training steps (one algorithm update each; an MLE step is one minibatch)"),
     "batch_size": (64, COUNT, "sequences per minibatch (at most the training-set size)"),
     "eval_every": (100, COUNT, "evaluate every N steps (and at step 0 and at the end)"),
+    "full_eval_every": (
+        0,
+        COUNT0,
+        "compute every metric only every N steps (and at step 0 and at the end); the evaluations between compute "
+        "the suite's tracked ones (synthetic: NLL_oracle and NLL_test, as CoT's official code every 100 iterations)"
+        ". 0 = every evaluation is full",
+    ),
     "eval_samples": (9984, COUNT, "generator samples per evaluation (protocol §2.1: 156 x 64)"),
     "final_samples": (9984, COUNT, "samples written to samples.txt at the end"),
     "checkpoint_every": (0, COUNT0, "checkpoint every N steps (0 = at each evaluation)"),

@@ -53,6 +53,28 @@ def test_same_seed_same_metrics_and_other_seed_differs(tiny, tmp_path):
     assert a["final"] == b["final"]
 
 
+def test_full_eval_every_computes_all_metrics_only_on_its_cadence_with_the_same_tracked_numbers(tiny, tmp_path):
+    """Evaluations every 5 steps, full ones every 10 (and at 0 and the end): the light rows hold NLL_oracle and
+    NLL_test only, equal to the full evaluation's for the same seed (an every-evaluation-full run)."""
+    full = dict(tiny, eval_every=5)
+    light = dict(full, full_eval_every=10, steps=25)
+    quiet(Run("mle", "synthetic", "quick", 0, dict(full, steps=25), tmp_path / "full"))
+    summary = quiet(Run("mle", "synthetic", "quick", 0, light, tmp_path / "light"))
+    a = untimed(read_metrics(tmp_path / "full" / "metrics.csv"))
+    b = untimed(read_metrics(tmp_path / "light" / "metrics.csv"))
+    assert [r["step"] for r in b] == [0, 5, 10, 15, 20, 25]
+    with_jsd = [r["step"] for r in b if "jsd" in r]
+    assert with_jsd == [0, 10, 20, 25]
+    for ra, rb in zip(a, b):
+        if rb["step"] in with_jsd:
+            assert ra == rb
+        else:
+            assert set(rb) == {"step", "nll_oracle", "nll_oracle_se", "nll_test", "nll_test_se", "g_loss"}
+            assert {k: ra[k] for k in rb} == rb
+    assert summary["final"]["jsd"] == b[-1]["jsd"]
+    assert summary["best"]["nll_oracle"] == min(r["nll_oracle"] for r in b)
+
+
 @pytest.mark.parametrize("algo", ["mle", "cot"])
 def test_resume_equals_uninterrupted(algo, tiny, tmp_path):
     tiny.update(steps=30)

@@ -93,3 +93,53 @@ def test_one_bias_cells_keep_bias_hh_at_zero_through_training(algo, tiny, tmp_pa
         assert not m.bias_hh_l0.requires_grad, k
         assert torch.count_nonzero(m.bias_hh_l0) == 0, k
     assert any(not torch.equal(before[k], m.bias_ih_l0) for k, m in lstms.items())
+
+
+def _whole_batch_sample(model, n, generator, temperature=1.0, batch_size=2048):
+    """``LSTMLM.sample`` before its row blocks: output layer, softmax, cumsum and search on the whole batch."""
+    out = []
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            b = min(batch_size, n - start)
+            tok, state = torch.full((b, 1), model.start_token, dtype=torch.long), None
+            seq = torch.empty((b, model.seq_len), dtype=torch.long)
+            for t in range(model.seq_len):
+                h, state = model.lstm(model.embedding(tok), state)
+                tok = sample_categorical(model.output(h[:, 0]) / temperature, generator).unsqueeze(1)
+                seq[:, t] = tok[:, 0]
+            out.append(seq)
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize("vocab,n,temperature", [(7, 37, 1.0), (5000, 300, 1.0), (50, 2100, 0.7)])
+def test_row_blocked_sampling_draws_the_whole_batch_tokens_bit_for_bit(vocab, n, temperature):
+    """Row blocks of ``BLOCK_ROWS`` (300 and 2,100 rows cross block and batch edges): the same sequences
+    and the same generator state after, as the whole-batch sampler."""
+    model = LSTMLM(vocab, 8, 8, 6).init_normal_(0.5, torch.Generator().manual_seed(vocab))
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    a = model.sample(n, g1, temperature=temperature)
+    b = _whole_batch_sample(model, n, g2, temperature=temperature)
+    assert torch.equal(a, b)
+    assert torch.equal(g1.get_state(), g2.get_state())
+    assert model.training  # mode restored
+    assert model.sample(0, g1).shape == (0, 6)
+
+
+@pytest.mark.parametrize("vocab,n", [(7, 37), (5000, 300)])
+def test_row_blocked_scoring_gives_the_full_log_softmax_numbers_bit_for_bit(vocab, n):
+    """Evaluation's no-grad ``token_log_probs`` (row blocks) equals log_softmax over [B, L, V] then gather;
+    with autograd, or a mediator training with dropout, the full path runs (gradient flows)."""
+    model = LSTMLM(vocab, 8, 8, 6, dropout=0.5).init_normal_(0.5, torch.Generator().manual_seed(1)).eval()
+    x = torch.randint(0, vocab, (n, 6), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        reference = model.log_probs(x).gather(-1, x.unsqueeze(-1)).squeeze(-1)
+        blocked = model.token_log_probs(x)
+    assert blocked.shape == (n, 6) and torch.equal(blocked, reference)
+    assert model.token_log_probs(x).requires_grad
+    model.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        dropped = model.token_log_probs(x)
+    assert not torch.equal(dropped, reference)  # dropout applied in train mode: the full path
+    with torch.no_grad(), pytest.raises(TextbenchError):
+        model.eval().token_log_probs(x + vocab)

@@ -67,7 +67,7 @@ from ..config import COUNT, COUNT0, FLAG, TEXT, Spec
 from ..errors import TextbenchError
 from ..io import read_json, safe_torch_load
 from ..models.discriminator import SEQGAN_FILTERS, TEXYGEN_FILTERS, CNNDiscriminator
-from ..models.rollout import rollout_rewards, sample_in_blocks, sequence_reward
+from ..models.rollout import rollout_rewards, sequence_reward
 from ..registry import ALGORITHMS
 from .base import GENERATOR_DEFAULTS, GENERATOR_HELP, Algorithm, BatchCycler, clip_and_step
 
@@ -355,12 +355,11 @@ class PhasedAlgorithm(Algorithm):
     def d_call(self) -> float:
         """One D call (module docstring); returns the mean minibatch loss.
 
-        The negatives are ``self.g.sample(n, self.rng)``, computed by ``sample_in_blocks`` (the same draws
-        and sequences, faster); D's Adam steps are ``_adam_step`` (torch's fused Adam kernel on CPU)."""
+        The negatives are ``self.g.sample(n, self.rng)``; D's Adam steps are ``_adam_step`` (torch's fused Adam kernel on CPU)."""
         s, b = self.settings, int(self.settings["batch_size"])
         train = self.suite.train
         n = min(int(s["d_samples"]), train.shape[0])
-        neg = sample_in_blocks(self.g, n, self.rng).to(self.device)
+        neg = self.g.sample(n, self.rng).to(self.device)
         pos = train if n == train.shape[0] else train[torch.randperm(train.shape[0], generator=self.rng)[:n]]
         data = torch.cat([pos.to(self.device), neg])
         labels = torch.cat([torch.ones(n, dtype=torch.long), torch.zeros(n, dtype=torch.long)]).to(self.device)

@@ -216,6 +216,7 @@ def _train_locked(run: Run, d: Path, settings: dict, resuming: bool, progress: b
     suite, algorithm = build(run.algo, run.suite, settings, run.seed)
     modules, optimizers = algorithm.modules(), algorithm.optimizers()
     steps, eval_every = int(settings["steps"]), int(settings["eval_every"])
+    full_every = int(settings.get("full_eval_every") or 0)
     ckpt_every = int(settings["checkpoint_every"]) or eval_every
 
     rows: list[dict[str, float]] = []
@@ -246,7 +247,8 @@ def _train_locked(run: Run, d: Path, settings: dict, resuming: bool, progress: b
 
     def evaluate(step: int) -> None:
         row: dict[str, float] = {"step": step}
-        row.update(suite.evaluate(generator, eval_seed(run.seed, step), int(settings["eval_samples"])))
+        full = full_every == 0 or step % full_every == 0 or step in (0, steps)
+        row.update(suite.evaluate(generator, eval_seed(run.seed, step), int(settings["eval_samples"]), full=full))
         for k, (total, count) in accum.items():
             row[k] = total / count
         accum.clear()

@@ -40,6 +40,7 @@ from typing import Callable
 import torch
 
 from .discriminator import _onednn
+from .lstm import inverse_cdf
 
 RewardFn = Callable[[torch.Tensor], torch.Tensor]
 CHUNK_ELEMENTS = 1 << 20  # default logits chunk: about 4 MB of floats (cache-sized; bigger chunks run slower on CPU)
@@ -65,57 +66,14 @@ def draw_uniforms(x: torch.Tensor, num_rollouts: int, generator: torch.Generator
     return torch.rand((length - 1, num_rollouts, b, length), generator=generator, device=x.device)
 
 
-def _inverse_cdf(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Rows of softmax(logits) [N, V] sampled with the given uniforms u [N, k] -> [N, k] token ids
-    (the reference sampler, as ``LSTMLM.sample``: softmax, cumulative sum, search)."""
-    cdf = torch.softmax(logits, dim=-1).cumsum_(dim=-1)
-    idx = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
-    return idx.clamp_(max=logits.shape[-1] - 1)
-
-
-@torch.no_grad()
-def sample_in_blocks(policy, n: int, generator: torch.Generator | None, rows: int = 128) -> torch.Tensor:
-    """``policy.sample(n, generator)`` of an ``LSTMLM`` — the same uniforms drawn in the same order, hence the
-    same sequences, bit for bit (tested) — with the output layer, softmax, cumulative sum and search done
-    ``rows`` rows at a time instead of on the whole [2048, V] batch: the per-row operations give the same
-    results, and at V = 5,000 the 2.5 MB blocks stay in cache (about 2.5x faster for the 9,984 negatives of
-    a SeqGAN D call). Any other model, or a subclass with its own ``sample``, is sampled by ``policy.sample``."""
-    from .lstm import LSTMLM
-
-    if not isinstance(policy, LSTMLM) or type(policy).sample is not LSTMLM.sample:
-        return policy.sample(n, generator)
-    batch_size = 2048  # LSTMLM.sample's default: its uniforms are drawn per batch of this many rows
-    was_training = policy.training
-    policy.eval()
-    try:
-        device = policy.output.weight.device
-        out = []
-        for start in range(0, n, batch_size):
-            b = min(batch_size, n - start)
-            tok = torch.full((b, 1), policy.start_token, dtype=torch.long, device=device)
-            state = None
-            seq = torch.empty((b, policy.seq_len), dtype=torch.long, device=device)
-            for t in range(policy.seq_len):
-                h, state = policy._lstm(policy.embedding(tok), state)
-                h = h[:, 0]
-                u = torch.rand((b, 1), generator=generator, device=device)  # as sample_categorical
-                for r in range(0, b, rows):
-                    seq[r : r + rows, t] = _inverse_cdf(policy.output(h[r : r + rows]), u[r : r + rows])[:, 0]
-                tok = seq[:, t : t + 1]
-            out.append(seq)
-        return torch.cat(out, dim=0) if out else torch.empty((0, policy.seq_len), dtype=torch.long, device=device)
-    finally:
-        policy.train(was_training)
-
-
 class FusedSampler:
-    """The same inverse-CDF draw as ``_inverse_cdf``, with three passes over the [N, V] logits instead of ~8.
+    """The same inverse-CDF draw as ``inverse_cdf``, with three passes over the [N, V] logits instead of ~8.
 
     * no max-subtraction pass: every row is shifted by an upper bound of its logits computed from the
       norms, β_n = ‖h_n‖ · max_v ‖w_v‖ + max_v b_v ≥ max_v (h_n·w_v + b_v), folded into the matrix
       product as an extra input column (h, −β) times an extra weight row of ones; so
       exp(logits − β) ∈ (0, 1] cannot overflow (a row whose sum underflows below 1e-30 is redrawn with
-      ``_inverse_cdf``);
+      ``inverse_cdf``);
     * no normalisation pass: u is scaled by the row total instead;
     * with oneDNN (CPU float32), the product is oneDNN's inner product (~2x MKL's sgemm on AMD AVX-512
       CPUs) with its sigmoid fused in, and exp(z) = σ(z) / (1 − σ(z)) = 1 / (1/σ(z) − 1) is finished
@@ -126,7 +84,7 @@ class FusedSampler:
       slots), the block sums are accumulated, the block is found by searching them, and only that block
       is accumulated and searched.
 
-    The token is the smallest v with C_v > u·C_V, as in ``_inverse_cdf``; the two differ only when u
+    The token is the smallest v with C_v > u·C_V, as in ``inverse_cdf``; the two differ only when u
     falls within float rounding of a CDF step (the block sums are shorter, so slightly *more* accurate
     than one float32 cumulative sum over V terms).
     """
@@ -167,7 +125,7 @@ class FusedSampler:
         tok = (j * self.block + i).clamp_(max=self.vocab - 1)
         bad = ~(cum_blocks[:, -1] > 1e-30)
         if bool(bad.any()):
-            tok[bad] = _inverse_cdf(self.output(h[bad]), u[bad])
+            tok[bad] = inverse_cdf(self.output(h[bad]), u[bad])
         return tok
 
 
@@ -292,7 +250,7 @@ def rollout_rewards_naive(
                 h = out[:, -1]
                 for s in range(t, length):
                     u = u_all[t - 1, r, :, s, None].contiguous()
-                    tok = (fused(h, u) if fused is not None else _inverse_cdf(policy.output(h), u))[:, 0]
+                    tok = (fused(h, u) if fused is not None else inverse_cdf(policy.output(h), u))[:, 0]
                     y[:, s] = tok
                     if s < length - 1:
                         state = _step(policy, tok, state)

@@ -36,7 +36,10 @@ class Suite:
         self.settings = settings
 
     # -- evaluation ------------------------------------------------------------------------------
-    def evaluate(self, model, seed: int, n: int) -> dict[str, float]:
+    def evaluate(self, model, seed: int, n: int, full: bool = True) -> dict[str, float]:
+        """Metric values of ``model`` from ``n`` samples drawn with ``seed``. ``full=False``: only the suite's
+        cheap tracked metrics (synthetic: NLL_oracle, NLL_test; text: NLL_test), with the values a full
+        evaluation with that seed gives them (setting ``full_eval_every``)."""
         raise NotImplementedError
 
     def evaluate_samples(self, samples: torch.Tensor) -> dict[str, float]:

@@ -459,8 +459,10 @@ class TextSuite(Suite):
             self._nll_batches_cache = (chunks, [int(lengths[c].max()) for c in chunks])
         return self._nll_batches_cache
 
-    def evaluate(self, model, seed: int, n: int) -> dict[str, float]:
-        """BLEU-2..5, Self-BLEU-2..5, RS-BLEU-2..5 of n fresh samples, and NLL_test."""
+    def evaluate(self, model, seed: int, n: int, full: bool = True) -> dict[str, float]:
+        """BLEU-2..5, Self-BLEU-2..5, RS-BLEU-2..5 of n fresh samples, and NLL_test (``full=False``: NLL_test only)."""
+        if not full:
+            return {"nll_test": self.nll_test_value(model)}
         rng = torch.Generator().manual_seed(seed)
         samples = model.sample(n, rng) if n > 0 else torch.empty((0, self.seq_len), dtype=torch.long)
         out = self.bleu_scores(self.decode(samples))
