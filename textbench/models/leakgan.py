@@ -323,8 +323,10 @@ class LeakGANGenerator(nn.Module):
         segment = torch.arange(length, device=x.device) // c
         return {"features": f, "goals": goals, "worker_h": hw, "segment": segment}
 
-    def log_probs_from(self, out: dict[str, torch.Tensor], x: torch.Tensor, detach_goals: bool = False, chunk: int = 4096) -> torch.Tensor:
-        """ln G(x_t | x_<t) [B, L] from a ``teacher_forced`` pass (goals detached for the worker's loss)."""
+    def log_probs_from(self, out: dict[str, torch.Tensor], x: torch.Tensor, detach_goals: bool = False, chunk: int = 4096,
+                       temperature: float = 1.0) -> torch.Tensor:
+        """ln G_T(x_t | x_<t) [B, L] from a ``teacher_forced`` pass (goals detached for the worker's loss);
+        G_T = softmax(logits / T), T = 1 by default."""
         goals = out["goals"].detach() if detach_goals else out["goals"]
         w = self._goal_weights(goals)[:, out["segment"]]  # [B, L, k]
         b, length = x.shape
@@ -336,12 +338,16 @@ class LeakGANGenerator(nn.Module):
         lps = []
         for i in range(0, b * length, chunk):
             logits = self._logits(hw[i : i + chunk], w[i : i + chunk])
+            if temperature != 1.0:
+                logits = logits / temperature
             lps.append(torch.log_softmax(logits, dim=-1).gather(1, target[i : i + chunk, None]).squeeze(1))
         return torch.cat(lps).view(b, length)
 
-    def token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
-        """ln G(x_t | x_<t) of the observed tokens: [B, L] (temperature 1, no dropout)."""
-        return self.log_probs_from(self.teacher_forced(x), x)
+    def token_log_probs(self, x: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """ln G_T(x_t | x_<t) of the observed tokens: [B, L] (G_T = softmax(logits / T); no dropout)."""
+        if temperature <= 0:
+            raise TextbenchError(f"temperature must be > 0, got {temperature}")
+        return self.log_probs_from(self.teacher_forced(x), x, temperature=temperature)
 
     # -- sampling ------------------------------------------------------------------------------------
     @torch.no_grad()

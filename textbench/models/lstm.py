@@ -107,21 +107,25 @@ class LSTMLM(nn.Module):
         """ln G(v | x_<t) for every position and every vocabulary entry: [B, L, V]."""
         return torch.log_softmax(self(x), dim=-1)
 
-    def token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
-        """ln G(x_t | x_<t) of the observed tokens: [B, L].
+    def token_log_probs(self, x: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """ln G_T(x_t | x_<t) of the observed tokens, [B, L], with G_T = softmax(logits / T) (T = 1: G itself).
 
         Without autograd (evaluation) the output layer and log-softmax run ``BLOCK_ROWS`` positions at a
         time instead of on the whole [B, L, V] tensor: each row's numbers are the same, bit for bit (tested),
         and the blocks stay in cache (~5x faster at V = 5,000; ``benchmarks/test_bench_eval.py``)."""
+        if temperature <= 0:
+            raise TextbenchError(f"temperature must be > 0, got {temperature}")
         if torch.is_grad_enabled() or (self.training and self.dropout > 0):
-            return self.log_probs(x).gather(-1, x.unsqueeze(-1)).squeeze(-1)
+            logits = self(x) if temperature == 1.0 else self(x) / temperature
+            return torch.log_softmax(logits, dim=-1).gather(-1, x.unsqueeze(-1)).squeeze(-1)
         self.check_ids(x)
         h, _ = self._lstm(self.embedding(self.inputs_for(x)))
         h = h.reshape(-1, h.shape[-1])
         target = x.reshape(-1, 1)
         out = torch.empty(target.shape[0], dtype=h.dtype, device=h.device)
         for r in range(0, h.shape[0], BLOCK_ROWS):
-            log_probs = torch.log_softmax(self.output(h[r : r + BLOCK_ROWS]), dim=-1)
+            logits = self.output(h[r : r + BLOCK_ROWS])
+            log_probs = torch.log_softmax(logits if temperature == 1.0 else logits / temperature, dim=-1)
             out[r : r + BLOCK_ROWS] = log_probs.gather(-1, target[r : r + BLOCK_ROWS]).squeeze(-1)
         return out.view(x.shape)
 

@@ -1,0 +1,123 @@
+"""Temperature sweeps: G_T's numbers, the grid parser, the dominance test and a sweep end to end."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from textbench.engine.loop import Run, train
+from textbench.errors import TextbenchError
+from textbench.models.lstm import LSTMLM
+from textbench.reports.temperature import (
+    SYNTHETIC_AXES,
+    TEXT_AXES,
+    Sweep,
+    Tempered,
+    dominance,
+    dominates,
+    load_sweeps,
+    parse_temperatures,
+    plot_sweeps,
+    sweep,
+    write_sweep,
+)
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_tempered_scores_are_log_softmax_of_logits_over_t(grad):
+    model = LSTMLM(30, 8, 8, 5).init_normal_(0.5, torch.Generator().manual_seed(0)).eval()
+    x = torch.randint(0, 30, (40, 5), generator=torch.Generator().manual_seed(1))
+    with torch.set_grad_enabled(grad):
+        for t in (0.5, 1.0, 1.7):
+            ref = torch.log_softmax(model(x) / t, dim=-1).gather(-1, x.unsqueeze(-1)).squeeze(-1)
+            got = Tempered(model, t).token_log_probs(x)
+            assert torch.allclose(got, ref, atol=1e-6)
+    # T = 1 is the model itself, bit for bit; the samples are model.sample(temperature=T)
+    with torch.no_grad():
+        assert torch.equal(Tempered(model, 1.0).token_log_probs(x), model.token_log_probs(x))
+    a = Tempered(model, 0.6).sample(50, torch.Generator().manual_seed(2))
+    b = model.sample(50, torch.Generator().manual_seed(2), temperature=0.6)
+    assert torch.equal(a, b)
+    with pytest.raises(TextbenchError):
+        Tempered(model, 0.0)
+    with pytest.raises(TextbenchError):
+        model.token_log_probs(x, temperature=-1.0)
+
+
+def test_leakgan_generator_scores_at_temperature(tiny, tmp_path):
+    from textbench.engine.loop import build, resolve_settings
+
+    settings = resolve_settings("leakgan", "synthetic", "quick", {k: v for k, v in tiny.items() if k != "steps"})
+    suite, algo = build("leakgan", "synthetic", settings, 0)
+    g = algo.modules()["generator"].eval()
+    x = suite.test[:16]
+    with torch.no_grad():
+        t1 = g.token_log_probs(x)
+        hot = g.token_log_probs(x, temperature=0.5)
+        assert torch.equal(Tempered(g, 1.0).token_log_probs(x), t1)
+        out = g.teacher_forced(x)  # the worker's logits by hand: ln softmax(logits / 0.5) of the observed tokens
+        w = g._goal_weights(out["goals"])[:, out["segment"]]
+        logits = g._logits(out["worker_h"].reshape(-1, out["worker_h"].shape[-1]), w.reshape(-1, w.shape[-1]))
+        ref = torch.log_softmax(logits / 0.5, dim=-1).gather(1, x.reshape(-1, 1)).view(x.shape)
+        assert torch.allclose(hot, ref, atol=1e-6) and not torch.allclose(hot, t1)
+
+
+def test_parse_temperatures():
+    assert parse_temperatures("0.5:1.0:0.25") == [0.5, 0.75, 1.0]
+    assert parse_temperatures("0.5:2.0:0.1")[-1] == 2.0 and len(parse_temperatures("0.5:2.0:0.1")) == 16
+    assert parse_temperatures("1.3, 0.7,1,1") == [0.7, 1.0, 1.3]
+    for bad in ("", "a:b:c", "1:0.5:0.1", "0.5:1:0", "0,1", "-1", "nan", "1:2", "0.001:1000:0.001"):
+        with pytest.raises(TextbenchError):
+            parse_temperatures(bad)
+
+
+def _curve(points):
+    return pd.DataFrame(points, columns=["temperature", "nll_test", "nll_oracle"])
+
+
+def test_dominance_by_hand():
+    mle = _curve([(0.5, 10.0, 8.0), (1.0, 8.8, 9.1), (1.5, 8.5, 10.0)])
+    gan = _curve([(0.5, 11.0, 8.2), (1.0, 9.5, 9.0), (1.5, 9.0, 10.5)])
+    # every GAN point is beaten on both axes by some MLE point? (9.5, 9.0): MLE (8.8, 9.1) loses on quality: no
+    assert not dominates(mle, gan, SYNTHETIC_AXES)
+    assert not dominates(gan, mle, SYNTHETIC_AXES)
+    better = _curve([(0.5, 9.0, 7.9), (1.0, 8.0, 8.9), (1.5, 7.9, 9.9)])
+    assert dominates(better, mle, SYNTHETIC_AXES) and not dominates(mle, better, SYNTHETIC_AXES)
+    a = Sweep({"algo": "cot", "profile": "paper", "seed": 0, "suite": "synthetic"}, better)
+    b = Sweep({"algo": "mle", "profile": "paper", "seed": 0, "suite": "synthetic"}, mle)
+    assert dominance(b, a).startswith("cot paper-seed0 dominates mle paper-seed0")
+    c = Sweep({"algo": "seqgan", "profile": "paper", "seed": 0, "suite": "synthetic"}, gan)
+    assert "neither dominates" in dominance(b, c)
+    # text axes: BLEU higher is better, Self-BLEU lower is better
+    t1 = pd.DataFrame({"temperature": [1.0], "self-bleu-5": [0.3], "bleu-5": [0.4]})
+    t2 = pd.DataFrame({"temperature": [1.0], "self-bleu-5": [0.4], "bleu-5": [0.3]})
+    assert dominates(t1, t2, TEXT_AXES) and not dominates(t2, t1, TEXT_AXES)
+
+
+def test_sweep_of_a_run_end_to_end(tiny, tmp_path):
+    run_dir = tmp_path / "runs" / "synthetic" / "mle" / "quick-seed0"
+    train(Run("mle", "synthetic", "quick", 0, tiny, run_dir), progress=False, log=lambda _m: None)
+    table = sweep(run_dir, [0.5, 1.0, 2.0], 64, seed=3)
+    assert list(table["temperature"]) == [0.5, 1.0, 2.0]
+    # sharper samples score better under the oracle than flatter ones
+    assert table["nll_oracle"].iloc[0] < table["nll_oracle"].iloc[-1]
+    # T = 1 gives the run's own evaluation numbers for that seed
+    from textbench.engine.loop import load_generator
+
+    suite, g, _ = load_generator(run_dir)
+    ref = suite.evaluate(g, 3, 64, full=False)
+    assert table["nll_oracle"].iloc[1] == ref["nll_oracle"] and table["nll_test"].iloc[1] == ref["nll_test"]
+    out = tmp_path / "sweeps"
+    csv_path = write_sweep(out, run_dir, table, seed=3, n=64)
+    assert csv_path == out / "synthetic" / "mle" / "quick-seed0-temperature.csv"
+    meta = json.loads(csv_path.with_suffix(".json").read_text())
+    assert meta["samples"] == 64 and meta["eval_seed"] == 3 and meta["temperatures"] == [0.5, 1.0, 2.0]
+    (loaded,) = load_sweeps(out, "synthetic")
+    pd.testing.assert_frame_equal(loaded.table, table, check_exact=True)
+    assert load_sweeps(out, "coco") == []
+    png = plot_sweeps([loaded], tmp_path / "plot.png")
+    assert png.stat().st_size > 5000
+    csv_path.with_suffix(".json").unlink()
+    with pytest.raises(TextbenchError, match="provenance"):
+        load_sweeps(out)

@@ -1,0 +1,246 @@
+"""Temperature sweeps: the quality–diversity curve of a trained generator (Caccia et al., "Language GANs
+Falling Short", 2020), and the one module that reads and writes sweep files.
+
+At temperature T the generator becomes G_T(x_t | x_<t) = softmax(logits_t / T): T < 1 sharpens it (better
+samples, less diversity), T > 1 flattens it. For each T of a grid, ``sweep`` evaluates G_T on its run's suite
+with the same evaluation seed at every T (common random numbers, so the curve is smooth):
+
+* synthetic oracle: quality = NLL_oracle of G_T's samples (lower = better), diversity/coverage = NLL_test
+  = −mean ln G_T(x_test) (lower = better);
+* text suites: quality = BLEU-5 of G_T's samples against the test references (higher = better), diversity =
+  Self-BLEU-5 (lower = better); every BLEU-n, Self-BLEU-n, RS-BLEU-n and NLL_test are kept.
+
+One run's sweep is ``<out>/<suite>/<algo>/<run name>-temperature.csv`` (one row per temperature: the metrics
+and the seconds it took) beside ``...-temperature.json`` (the run directory, the run's and this code's git
+commit, seed, samples, temperatures, machine). ``dominance`` compares two curves on a suite's
+(diversity, quality) axes: run A dominates run B when every point of B is weakly beaten in both coordinates by
+some point of A (a point-wise Pareto test on the swept temperatures); otherwise neither dominates (the
+curves cross) — the question the paper asks of a GAN against MLE at T = 1.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+import torch
+
+from ..engine import rundir
+from ..errors import TextbenchError
+from ..io import atomic_write_json, atomic_write_text, read_json
+
+DEFAULT_OUT = Path("results/sweeps/temperature")
+MAX_TEMPERATURES = 200
+
+
+@dataclass(frozen=True)
+class Axes:
+    """The quality–diversity plane of a suite: x = diversity metric, y = quality metric, each with its direction."""
+
+    x: str
+    y: str
+    x_lower_is_better: bool
+    y_lower_is_better: bool
+
+
+SYNTHETIC_AXES = Axes("nll_test", "nll_oracle", True, True)
+TEXT_AXES = Axes("self-bleu-5", "bleu-5", True, False)
+
+
+def axes_for(suite: str) -> Axes:
+    return SYNTHETIC_AXES if suite == "synthetic" else TEXT_AXES
+
+
+class Tempered(torch.nn.Module):
+    """G_T: ``model`` sampled and scored at temperature T (``sample`` and ``token_log_probs`` of G_T)."""
+
+    def __init__(self, model: torch.nn.Module, temperature: float):
+        super().__init__()
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise TextbenchError(f"temperature must be a finite number > 0, got {temperature}")
+        self.model, self.temperature = model, float(temperature)
+        self.seq_len, self.vocab_size = model.seq_len, model.vocab_size
+
+    def sample(self, n: int, generator: torch.Generator, temperature: float = 1.0) -> torch.Tensor:
+        return self.model.sample(n, generator, temperature=self.temperature * temperature)
+
+    def token_log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.token_log_probs(x, temperature=self.temperature)
+
+
+def parse_temperatures(spec: str) -> list[float]:
+    """``"0.5:2.0:0.1"`` (start:stop:step, stop included) or ``"0.7,1,1.3"`` → sorted distinct temperatures."""
+    spec = spec.strip()
+    try:
+        if ":" in spec:
+            parts = [float(p) for p in spec.split(":")]
+            if len(parts) != 3:
+                raise ValueError
+            start, stop, step = parts
+            if not step > 0 or stop < start:
+                raise TextbenchError(f"--temperatures {spec}: expected start:stop:step with step > 0 and stop >= start")
+            count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            values = [round(start + i * step, 10) for i in range(count)]
+        else:
+            values = [float(p) for p in spec.split(",") if p.strip()]
+    except ValueError:
+        raise TextbenchError(f"--temperatures {spec}: expected start:stop:step (e.g. 0.5:2.0:0.1) or a list (0.7,1,1.3)") from None
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise TextbenchError(f"--temperatures {spec}: every temperature must be a finite number > 0")
+    values = sorted(set(values))
+    if len(values) > MAX_TEMPERATURES:
+        raise TextbenchError(f"--temperatures {spec}: {len(values)} temperatures, at most {MAX_TEMPERATURES}")
+    return values
+
+
+def sweep(run_dir: Path, temperatures: Sequence[float], n: int, seed: int = 0, log=None) -> pd.DataFrame:
+    """Evaluate a run's generator at every temperature; one row per temperature (see the module docstring)."""
+    from ..engine.loop import load_generator
+
+    if n < 2:
+        raise TextbenchError(f"-n {n}: a sweep needs at least 2 samples per temperature")
+    suite, generator, cfg = load_generator(Path(run_dir))
+    rows = []
+    for t in temperatures:
+        start = time.perf_counter()
+        with torch.no_grad():
+            scores = suite.evaluate(Tempered(generator, t), seed, n, full=cfg["suite"] != "synthetic")
+        row = {"temperature": float(t), **{k: float(v) for k, v in scores.items()}, "seconds": time.perf_counter() - start}
+        rows.append(row)
+        if log:
+            ax = axes_for(cfg["suite"])
+            log(f"T = {t:g}: {ax.y} {row.get(ax.y, math.nan):.4f}, {ax.x} {row.get(ax.x, math.nan):.4f} ({row['seconds']:.1f} s)")
+    return pd.DataFrame(rows)
+
+
+def sweep_paths(out_dir: Path, cfg: dict, run_dir: Path) -> tuple[Path, Path]:
+    base = Path(out_dir) / cfg["suite"] / cfg["algo"] / f"{Path(run_dir).name}-temperature"
+    return base.with_suffix(".csv"), base.with_suffix(".json")
+
+
+def write_sweep(out_dir: Path, run_dir: Path, table: pd.DataFrame, seed: int, n: int) -> Path:
+    """Write a sweep's table and its provenance (atomically); returns the CSV path."""
+    cfg = rundir.read_config(Path(run_dir))
+    csv_path, meta_path = sweep_paths(out_dir, cfg, run_dir)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    commit, dirty = rundir.git_info()
+    meta = {
+        "run": str(run_dir),
+        "algo": cfg["algo"],
+        "suite": cfg["suite"],
+        "profile": cfg["profile"],
+        "seed": cfg["seed"],
+        "run_git_commit": cfg.get("git_commit"),
+        "sweep_git_commit": commit,
+        "sweep_git_dirty": dirty,
+        "eval_seed": seed,
+        "samples": n,
+        "temperatures": [float(t) for t in table["temperature"]],
+        "axes": vars(axes_for(cfg["suite"])),
+        "seconds": float(table["seconds"].sum()),
+        "versions": rundir.environment(),
+    }
+    atomic_write_text(csv_path, table.to_csv(index=False, float_format="%.17g"))
+    atomic_write_json(meta_path, meta)
+    return csv_path
+
+
+@dataclass
+class Sweep:
+    """One committed sweep: its provenance and its table."""
+
+    meta: dict
+    table: pd.DataFrame
+
+    @property
+    def label(self) -> str:
+        return f"{self.meta['algo']} {self.meta['profile']}-seed{self.meta['seed']}"
+
+
+def load_sweeps(out_dir: Path = DEFAULT_OUT, suite: str | None = None) -> list[Sweep]:
+    """Every sweep under ``out_dir`` (optionally of one suite), in path order."""
+    found = []
+    for csv_path in sorted(Path(out_dir).glob("*/*/*-temperature.csv")):
+        meta_path = csv_path.with_suffix(".json")
+        if not meta_path.is_file():
+            raise TextbenchError(f"{csv_path}: its provenance file {meta_path.name} is missing")
+        meta = read_json(meta_path)
+        if suite and meta.get("suite") != suite:
+            continue
+        table = pd.read_csv(csv_path)
+        if "temperature" not in table.columns or table.empty:
+            raise TextbenchError(f"{csv_path}: not a temperature sweep (no temperature column or no rows)")
+        found.append(Sweep(meta, table))
+    return found
+
+
+def _better_or_equal(a: float, b: float, lower_is_better: bool) -> bool:
+    return a <= b if lower_is_better else a >= b
+
+
+def dominates(a: pd.DataFrame, b: pd.DataFrame, axes: Axes) -> bool:
+    """True when every (x, y) point of curve ``b`` is weakly beaten on both axes by some point of curve ``a``."""
+    pts_a = a[[axes.x, axes.y]].dropna().to_numpy()
+    pts_b = b[[axes.x, axes.y]].dropna().to_numpy()
+    if len(pts_a) == 0 or len(pts_b) == 0:
+        return False
+    return all(
+        any(_better_or_equal(xa, xb, axes.x_lower_is_better) and _better_or_equal(ya, yb, axes.y_lower_is_better) for xa, ya in pts_a)
+        for xb, yb in pts_b
+    )
+
+
+def dominance(a: Sweep, b: Sweep) -> str:
+    """One sentence: which of two sweeps of one suite dominates on the quality–diversity plane."""
+    axes = axes_for(a.meta["suite"])
+    ab, ba = dominates(a.table, b.table, axes), dominates(b.table, a.table, axes)
+    if ab and ba:
+        return f"{a.label} and {b.label}: the same curve on ({axes.x}, {axes.y})"
+    if ab:
+        return f"{a.label} dominates {b.label} on ({axes.x}, {axes.y}) over the swept temperatures"
+    if ba:
+        return f"{b.label} dominates {a.label} on ({axes.x}, {axes.y}) over the swept temperatures"
+    return f"{a.label} and {b.label}: neither dominates on ({axes.x}, {axes.y}); the curves cross"
+
+
+def plot_sweeps(sweeps: Sequence[Sweep], out_path: Path) -> Path:
+    """Quality against diversity for several runs of one suite, one colour per algorithm, T = 1 marked."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from .plots import LABELS, algo_color
+
+    if not sweeps:
+        raise TextbenchError("no temperature sweeps to plot")
+    suites = {s.meta["suite"] for s in sweeps}
+    if len(suites) != 1:
+        raise TextbenchError(f"sweeps of several suites ({', '.join(sorted(suites))}): plot one suite at a time")
+    axes = axes_for(suites.pop())
+    fig = Figure(figsize=(6.4, 4.8))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for s in sweeps:
+        t = s.table.dropna(subset=[axes.x, axes.y])
+        color = algo_color(s.meta["algo"])
+        ax.plot(t[axes.x], t[axes.y], color=color, lw=1.4, marker="o", ms=2.5, label=s.label)
+        one = t[(t["temperature"] - 1.0).abs() < 1e-9]
+        if not one.empty:
+            ax.plot(one[axes.x], one[axes.y], ls="none", marker="*", ms=11, color=color, mec="black", mew=0.6)
+        for _, r in t.iloc[[0, -1]].iterrows():
+            ax.annotate(f"T={r['temperature']:g}", (r[axes.x], r[axes.y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(LABELS.get(axes.x, axes.x) + (" (lower = more diverse)" if axes.x_lower_is_better else ""))
+    ax.set_ylabel(LABELS.get(axes.y, axes.y) + (" (lower = better)" if axes.y_lower_is_better else " (higher = better)"))
+    n = sorted({int(s.meta["samples"]) for s in sweeps})
+    ax.set_title(f"{sweeps[0].meta['suite']}: quality vs diversity over temperature (★ = T 1; {'/'.join(map(str, n))} samples)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    fig.savefig(tmp, format="png", dpi=120)
+    tmp.replace(out_path)
+    return out_path
