@@ -255,6 +255,38 @@ def stage(runs_dir):
         click.echo("nothing to stage")
 
 
+@main.command(name="sweep-temperature")
+@click.option("--run", "run_dirs", required=True, multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="a run directory (repeat for several runs of one suite)")
+@click.option("--temperatures", default="0.5:2.0:0.1", show_default=True, help="start:stop:step (stop included) or a list 0.7,1,1.3")
+@click.option("-n", "num", default=9984, show_default=True, type=int, help="samples per temperature")
+@click.option("--seed", default=0, show_default=True, type=int, help="evaluation seed, the same at every temperature")
+@click.option("--out", "out_dir", default="results/sweeps/temperature", show_default=True, type=click.Path(file_okay=False))
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="also draw the runs' curves on one figure (PNG)")
+def sweep_temperature(run_dirs, temperatures, num, seed, out_dir, plot_path):
+    """Quality and diversity of runs' generators over a grid of sampling temperatures."""
+    from .reports.temperature import Sweep, dominance, parse_temperatures, plot_sweeps, sweep, write_sweep
+
+    grid = parse_temperatures(temperatures)
+    if not 2 <= num <= MAX_SAMPLES:
+        raise TextbenchError(f"-n {num}: expected 2 to {MAX_SAMPLES:,} samples")
+    if not 0 <= seed < 2**63:
+        raise TextbenchError(f"--seed {seed}: expected 0 <= seed < 2**63")
+    done = []
+    for run_dir in run_dirs:
+        table = sweep(Path(run_dir), grid, num, seed, log=lambda m: click.echo(m, err=True))
+        path = write_sweep(Path(out_dir), Path(run_dir), table, seed, num)
+        click.echo(f"wrote {path} ({table['seconds'].sum():.0f} s for {len(grid)} temperatures)")
+        from .io import read_json
+
+        done.append(Sweep(read_json(path.with_suffix(".json")), table))
+    for i, a in enumerate(done):
+        for b in done[i + 1 :]:
+            click.echo(dominance(a, b))
+    if plot_path:
+        click.echo(f"wrote {plot_sweeps(done, Path(plot_path))}")
+
+
 # Report commands (leaderboard, plot, regress) are registered below.
 from .reports.commands import leaderboard_cmd, plot_cmd, regress_cmd
 

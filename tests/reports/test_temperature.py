@@ -121,3 +121,24 @@ def test_sweep_of_a_run_end_to_end(tiny, tmp_path):
     csv_path.with_suffix(".json").unlink()
     with pytest.raises(TextbenchError, match="provenance"):
         load_sweeps(out)
+
+
+def test_sweep_temperature_command(tiny, tmp_path):
+    from click.testing import CliRunner
+
+    from textbench.cli import main
+
+    dirs = []
+    for seed in (0, 1):
+        d = tmp_path / "runs" / "synthetic" / "mle" / f"quick-seed{seed}"
+        train(Run("mle", "synthetic", "quick", seed, tiny, d), progress=False, log=lambda _m: None)
+        dirs += ["--run", str(d)]
+    out = tmp_path / "sweeps"
+    result = CliRunner().invoke(main, ["sweep-temperature", *dirs, "--temperatures", "0.7,1,1.4", "-n", "32",
+                                       "--out", str(out), "--plot", str(tmp_path / "qd.png")])
+    assert result.exit_code == 0, result.output
+    assert (out / "synthetic" / "mle" / "quick-seed1-temperature.csv").is_file()
+    assert "mle quick-seed0" in result.output and "mle quick-seed1" in result.output  # the dominance sentence
+    assert (tmp_path / "qd.png").stat().st_size > 5000
+    bad = CliRunner().invoke(main, ["sweep-temperature", *dirs[:2], "--temperatures", "0:1:0.5"])
+    assert bad.exit_code != 0 and "temperature" in bad.output

@@ -124,7 +124,7 @@ def sweep_paths(out_dir: Path, cfg: dict, run_dir: Path) -> tuple[Path, Path]:
 
 def write_sweep(out_dir: Path, run_dir: Path, table: pd.DataFrame, seed: int, n: int) -> Path:
     """Write a sweep's table and its provenance (atomically); returns the CSV path."""
-    cfg = rundir.read_config(Path(run_dir))
+    cfg = rundir.RunDir(run_dir).read_config()
     csv_path, meta_path = sweep_paths(out_dir, cfg, run_dir)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     commit, dirty = rundir.git_info()
@@ -207,8 +207,28 @@ def dominance(a: Sweep, b: Sweep) -> str:
     return f"{a.label} and {b.label}: neither dominates on ({axes.x}, {axes.y}); the curves cross"
 
 
+def _published_points(ax, suite: str, axes: Axes) -> None:
+    """The published final (x, y) of every algorithm of the suite's table, as hollow diamonds (T = 1 by the
+    papers' own sampling), so that a GAN row can be read against MLE's curve."""
+    from . import published as pub
+    from .plots import algo_color
+
+    labelled = False
+    for algo in pub.ALGO_ORDER:
+        x, y = (pub.lookup(suite, algo, m, "final") for m in (axes.x, axes.y))
+        if x is None or y is None:
+            continue
+        color = algo_color(algo)
+        ax.plot([x["value"]], [y["value"]], ls="none", marker="D", ms=6, mfc="none", mec=color, mew=1.4,
+                label=None if labelled else "published final values (paper)")
+        labelled = True
+        ax.annotate(f"paper: {x['paper_name']}", (x["value"], y["value"]), fontsize=7, color=color, xytext=(4, -9),
+                    textcoords="offset points")
+
+
 def plot_sweeps(sweeps: Sequence[Sweep], out_path: Path) -> Path:
-    """Quality against diversity for several runs of one suite, one colour per algorithm, T = 1 marked."""
+    """Quality against diversity for several runs of one suite, one colour per algorithm, T = 1 marked, the
+    published final numbers of the suite's table as hollow diamonds."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -232,6 +252,7 @@ def plot_sweeps(sweeps: Sequence[Sweep], out_path: Path) -> Path:
             ax.plot(one[axes.x], one[axes.y], ls="none", marker="*", ms=11, color=color, mec="black", mew=0.6)
         for _, r in t.iloc[[0, -1]].iterrows():
             ax.annotate(f"T={r['temperature']:g}", (r[axes.x], r[axes.y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    _published_points(ax, sweeps[0].meta["suite"], axes)
     ax.set_xlabel(LABELS.get(axes.x, axes.x) + (" (lower = more diverse)" if axes.x_lower_is_better else ""))
     ax.set_ylabel(LABELS.get(axes.y, axes.y) + (" (lower = better)" if axes.y_lower_is_better else " (higher = better)"))
     n = sorted({int(s.meta["samples"]) for s in sweeps})
