@@ -566,6 +566,8 @@ class EmnlpSuite(TextSuite):
     name = "emnlp"
     train_file = None
     test_file = "emnlp/test.txt"
+    # the CoT paper's "max length 51" (TextGAN-PyTorch's emnlp max_seq_len): sentences of up to 50 tokens + <eos>
+    defaults = {**TEXT_DEFAULTS, "text_max_len": 51}
     missing_train_hint = (
         "emnlp: the EMNLP2017 WMT News training split (Texygen's data/emnlp_news.txt, one sentence per line) is "
         "not distributed with the benchmark data; supply it with --set text_train_path=/path/to/emnlp_news.txt"
