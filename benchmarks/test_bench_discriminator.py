@@ -38,8 +38,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from textbench.algorithms.adversarial import _adam_step, pg_loss
+from textbench.algorithms.adversarial import pg_loss
 from textbench.algorithms.base import clip_and_step
+from textbench.algorithms.phases import _adam_step
 from textbench.models.discriminator import SEQGAN_FILTERS, CNNDiscriminator
 from textbench.models.lstm import LSTMLM, sample_categorical
 from textbench.models.rollout import rollout_completions, rollout_rewards, sequence_reward

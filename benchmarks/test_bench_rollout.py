@@ -30,7 +30,7 @@ import time
 import pytest
 import torch
 
-from textbench.algorithms.adversarial import _adam_step
+from textbench.algorithms.phases import _adam_step
 from textbench.config import ENGINE_DEFAULTS
 from textbench.engine.loop import resolve_settings
 from textbench.models.discriminator import SEQGAN_FILTERS, TEXYGEN_FILTERS, CNNDiscriminator

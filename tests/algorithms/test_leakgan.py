@@ -104,8 +104,9 @@ def test_registered_with_published_settings():
 
 
 def _phases(settings: dict) -> list[str]:
-    algo = object.__new__(LeakGAN)
+    algo = object.__new__(LeakGAN)  # the schedule needs the settings only
     algo.settings = settings
+    algo.set_phases()
     return [algo.phase(i) for i in range(1, settings["steps"] + 1)]
 
 

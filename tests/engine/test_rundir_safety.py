@@ -17,9 +17,8 @@ import pytest
 import torch
 
 from textbench.algorithms.mle import MLE
-from textbench.engine import rundir
 from textbench.engine.loop import Run, train
-from textbench.engine.rundir import is_timing_column, read_metrics
+from textbench.engine.rundir import RunDir, is_timing_column, read_metrics
 from textbench.errors import TextbenchError
 
 
@@ -201,7 +200,7 @@ def test_lock_refuses_a_second_writer_and_temporary_files_are_removed(tiny, tmp_
     quiet(Run("mle", "synthetic", "quick", 0, tiny, d), stop_at_step=5)
     (d / ".metrics.csv.abc.tmp").write_text("half")
     (d / "checkpoints" / ".last.pt.xyz.tmp").write_bytes(b"half")
-    with rundir.lock(d):
+    with RunDir(d).lock():
         with pytest.raises(TextbenchError, match="in use by another textbench process"):
             quiet(Run("mle", "synthetic", "quick", 0, tiny, d), resume=True)
     quiet(Run("mle", "synthetic", "quick", 0, tiny, d), resume=True)
@@ -270,7 +269,7 @@ def test_killed_at_random_points_resumes_to_the_uninterrupted_numbers(tiny, tmp_
                 continue
             assert proc.returncode == 0, proc.stderr.read()
             break
-        assert rundir.status(d) == "complete"
+        assert RunDir(d).status() == "complete"
         assert untimed(read_metrics(d / "metrics.csv")) == clean
         assert kills >= 1, "the run was never killed"
 

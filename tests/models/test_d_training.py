@@ -8,7 +8,7 @@ import copy
 import pytest
 import torch
 
-from textbench.algorithms.adversarial import _adam_step
+from textbench.algorithms.phases import _adam_step
 from textbench.engine.loop import Run, build
 from textbench.models.discriminator import TEXYGEN_FILTERS, CNNDiscriminator
 

@@ -418,3 +418,12 @@ def test_progress_line_projects_the_remaining_hours():
     assert line.startswith("step 250 of 1000 (25.0 %)")
     assert "last evaluation (step 200): nll_oracle 9.500, nll_test 7.900" in line
     assert "1.25 h so far, ≈ 3.8 h left at this pace" in line
+
+
+def test_a_runs_signature_is_computed_once(runs_dir, monkeypatch):
+    run = lb.load_runs(runs_dir)[0]
+    calls = []
+    real = lb.run_signature
+    monkeypatch.setattr(lb, "run_signature", lambda *a: calls.append(a) or real(*a))
+    assert run.signature is run.signature
+    assert len(calls) == 1

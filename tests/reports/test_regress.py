@@ -19,7 +19,8 @@ from textbench.errors import TextbenchError  # noqa: E402
 from textbench.reports import regress as rg  # noqa: E402
 from textbench.reports.commands import regress_cmd  # noqa: E402
 from textbench.engine.replay import recorded_machine, this_machine  # noqa: E402
-from textbench.reports.leaderboard import load_run, load_runs, read_metrics_csv  # noqa: E402
+from textbench.engine.rundir import read_metrics_frame  # noqa: E402
+from textbench.reports.leaderboard import load_run, load_runs  # noqa: E402
 
 NAN = np.nan
 
@@ -57,7 +58,7 @@ def matched_runs(root: Path, cot_final_oracle: float = 8.19, profile: str = "pap
 def identity_replay(run_dir: Path, max_evals: int) -> pd.DataFrame:
     """A fake replay that reproduces the committed rows of steps 0..K evaluations like the engine's does:
     timing columns differ, and columns that are empty throughout the replayed rows are absent."""
-    df = read_metrics_csv(run_dir / "metrics.csv").iloc[: max_evals + 1]
+    df = read_metrics_frame(run_dir / "metrics.csv").iloc[: max_evals + 1]
     return df.assign(wall_s=df["wall_s"] * 1.7 + 0.3).dropna(axis=1, how="all")
 
 
@@ -255,7 +256,7 @@ def test_hand_edited_metrics_fail(tmp_path):
     root = tmp_path / "runs"
     # recorded on this machine: auto replays exactly
     d = write_run(root, "synthetic", "cot", "paper", 1, cot_rows(), config={"versions": {**this_machine(), "torch_threads": 1}})
-    original = {d: read_metrics_csv(d / "metrics.csv")}
+    original = {d: read_metrics_frame(d / "metrics.csv")}
 
     def honest_replay(run_dir, k):  # what re-running the config really gives: the original numbers
         return original[Path(run_dir)].iloc[: k + 1]

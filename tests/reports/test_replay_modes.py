@@ -26,7 +26,8 @@ from textbench.engine.replay import recorded_machine, replay_last_step, this_mac
 from textbench.errors import TextbenchError  # noqa: E402
 from textbench.reports import regress as rg  # noqa: E402
 from textbench.reports.commands import regress_cmd  # noqa: E402
-from textbench.reports.leaderboard import load_run, read_metrics_csv  # noqa: E402
+from textbench.engine.rundir import read_metrics_frame  # noqa: E402
+from textbench.reports.leaderboard import load_run  # noqa: E402
 
 NAN = np.nan
 AVX512 = {"cpu_capability": "AVX512", "torch": "2.13.0+cpu"}
@@ -163,7 +164,7 @@ def test_check_replay_auto_picks_exact_on_the_recording_machine_only(tmp_path):
     run = load_run(d)
 
     def near(run_dir, k):  # another CPU's replay: every number a little off, well within Monte-Carlo error
-        df = read_metrics_csv(run_dir / "metrics.csv").iloc[: k + 1]
+        df = read_metrics_frame(run_dir / "metrics.csv").iloc[: k + 1]
         return df.assign(nll_oracle=df["nll_oracle"] + 0.01, wall_s=df["wall_s"] + 1)
 
     here = rg.check_replay(run, 2, near, machine=AVX512)
@@ -182,7 +183,7 @@ def test_check_replay_auto_picks_exact_on_the_recording_machine_only(tmp_path):
 
 def test_cli_replay_mode_option(tmp_path, monkeypatch):
     d = write_run(tmp_path / "runs", "synthetic", "cot", "paper", 1, committed())
-    monkeypatch.setattr(rg, "default_replay", lambda: lambda p, k: read_metrics_csv(Path(p) / "metrics.csv").iloc[: k + 1])
+    monkeypatch.setattr(rg, "default_replay", lambda: lambda p, k: read_metrics_frame(Path(p) / "metrics.csv").iloc[: k + 1])
     res = CliRunner().invoke(regress_cmd, ["--runs", str(tmp_path / "runs"), "--replay-mode", "exact",
                                            "--csv", str(tmp_path / "c.csv")])
     checks = pd.read_csv(tmp_path / "c.csv")

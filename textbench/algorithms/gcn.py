@@ -1,7 +1,7 @@
 """Generative Cooperative Networks (GCN; Lamprier et al., ICML 2022), on the shared phases.
 
 After MLE pre-training of G and pre-training of the discriminator D (the shared phases of
-``adversarial.py``), each GCN iteration t, with p_{t−1} the generator before the iteration:
+``phases.py``), each GCN iteration t, with p_{t−1} the generator before the iteration:
 
 1. **D** (``gcn_d_steps`` Adam steps): minibatches of B real sequences (the next training batch, label 1)
    and B fresh samples of p_{t−1} (label 0), standard GAN discriminator loss = mean softmax cross-entropy
@@ -34,8 +34,9 @@ import torch
 from ..config import COUNT, COUNT0, Spec
 from ..errors import TextbenchError
 from ..registry import register_algorithm
-from .adversarial import PHASE_DEFAULTS, PHASE_HELP, PHASE_SPECS, PhasedAlgorithm
+from .adversarial import PHASE_DEFAULTS, PHASE_HELP, PHASE_SPECS, LSTMGAN
 from .base import clip_and_step
+from .phases import mean_logs
 from .rankgan import TEXYGEN_PAPER
 from .seqgan import QUICK_GAN
 
@@ -90,7 +91,7 @@ def sample_nucleus(model, n: int, top_p: float, generator: torch.Generator, batc
 
 
 @register_algorithm("gcn", "Generative Cooperative Networks: weighted MLE on generator samples reweighted by the discriminator")
-class GCN(PhasedAlgorithm):
+class GCN(LSTMGAN):
     name = "gcn"
     defaults = {
         **PHASE_DEFAULTS,
@@ -170,10 +171,6 @@ class GCN(PhasedAlgorithm):
         return logs
 
     def adversarial_step(self, index):
-        n = int(self.settings["adv_g_steps"])
-        sums: dict[str, float] = {}
-        for _ in range(n):
-            for k, v in self.iteration().items():
-                sums[k] = sums.get(k, 0.0) + v / n
-        return sums
+        """``adv_g_steps`` GCN iterations (each with its own D updates: no D calls)."""
+        return mean_logs(self.iteration, int(self.settings["adv_g_steps"]))
 

@@ -30,18 +30,17 @@ spanning [s_j, e_j) = [jc, min(jc + c, L)), the goals G_j that steer them and co
 - Texygen has four Adam optimisers (worker / manager × pre-training / adversarial); so do we. Each step
   clips the gradient of its parameter set to global norm 5. D never receives G's gradients.
 
-**Schedule** (Texygen ``Leakgan.train_oracle``; one engine step = one *epoch* as Texygen counts them, as
-in ``adversarial.py``, so ``eval_every = 5`` is its "every 5 epochs"):
+**Schedule** (Texygen ``Leakgan.train_oracle``), the shared one of ``phases.py`` (one engine step = one
+*epoch* as Texygen counts them, so ``eval_every = 5`` is its "every 5 epochs"):
   1. steps 1..``pretrain_steps`` (80): one MLE epoch each (``mle_batches`` minibatches; 0 = ⌊N/B⌋ = 156);
   2. ``d_pretrain_steps`` (80): one D call each;
-  3. ``adv_steps`` (160) adversarial-phase steps, in outer epochs of
+  3. ``adv_steps`` (160) adversarial-phase steps, in outer epochs (LeakGAN's ``cycle()``) of
      ``leak_adv_epochs`` (10) × {``adv_g_steps`` (1) G step, ``d_steps`` (15) D calls},
-     ``leak_inter_mle_epochs`` (5) × {one MLE epoch}, 1 × {``leak_inter_d_calls`` (5) D calls}
+     ``leak_inter_mle_epochs`` (5) × {one MLE epoch}, 1 × {``leak_inter_d_calls`` (5) D calls} (``d_block``)
      = 16 steps; the published run has 10 outer epochs = 100 adversarial G steps.
-The phase is a pure function of the step index (``LeakGAN.phase``), so a killed run resumes in any phase.
-A **D call** is the shared one (``adversarial.py``): n = ``d_samples`` (96) fresh G samples + n random
-real sequences, shuffled, ``d_epochs`` (1) pass over the ⌊2n/B⌋ = 3 minibatches (Texygen: 3 minibatches
-of a shuffled mix of 9,984 + 9,984; the same minibatch distribution).
+A **D call** is the shared one (``phases.py``): n = ``d_samples`` (96) fresh G samples + n random real
+sequences, shuffled, ``d_epochs`` (1) pass over the ⌊2n/B⌋ = 3 minibatches (Texygen: 3 minibatches of a
+shuffled mix of 9,984 + 9,984; the same minibatch distribution), with torch's plain Adam step.
 
 Deviations from Texygen (besides the model's, see ``textbench.models.leakgan``):
 - rank rescaling by score (above); rewards are not divided by ``rollout_num`` (Texygen divides the
@@ -51,7 +50,7 @@ Deviations from Texygen (besides the model's, see ``textbench.models.leakgan``):
 - evaluation is the engine's: fresh samples at temperature 1, nothing trained (§2.9-3, §2.9-4 do not apply);
 - G learning rate 0.01 as Texygen (``g_lr`` means the same for every algorithm here); TextGAN-PyTorch
   uses 0.0015 (``--set g_lr=0.0015``);
-- no ``init_from``: the shared one loads LSTM generators, which do not fit the manager/worker model.
+- no ``init_from``: the one of ``adversarial.py`` loads LSTM generators, which do not fit the manager/worker model.
 """
 
 from __future__ import annotations
@@ -61,13 +60,12 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..config import COUNT, COUNT0, FLAG, Spec
+from ..config import COUNT, COUNT0, Spec
 from ..errors import TextbenchError
 from ..models.leakgan import LeakDiscriminator, LeakGANGenerator
 from ..registry import register_algorithm
-from .base import GENERATOR_DEFAULTS, GENERATOR_HELP, Algorithm, BatchCycler, clip_and_step
-
-EPOCH = 156  # minibatches of 64 in the 9,984 training sequences
+from .base import BatchCycler, clip_and_step
+from .phases import D_DEFAULTS, D_HELP, D_SPECS, D_STEPS_DEFAULTS, D_STEPS_HELP, D_STEPS_SPECS, SCHEDULE_DEFAULTS, SCHEDULE_HELP, SCHEDULE_SPECS, PhasedAlgorithm
 
 
 # -- reward and loss pieces ----------------------------------------------------------------------------
@@ -103,11 +101,6 @@ def intrinsic_rewards(features: torch.Tensor, goals: torch.Tensor, step: int) ->
 
 
 # -- settings ------------------------------------------------------------------------------------------
-def outer_epoch_steps(s: dict) -> int:
-    """Engine steps in one adversarial outer epoch."""
-    return int(s["leak_adv_epochs"]) + int(s["leak_inter_mle_epochs"]) + (1 if int(s["leak_inter_d_calls"]) > 0 else 0)
-
-
 PAPER = {
     "pretrain_steps": 80,
     "mle_batches": 0,
@@ -134,29 +127,16 @@ QUICK = {
 
 
 @register_algorithm("leakgan", "LeakGAN: manager/worker generator steered by leaked CNN-discriminator features, rank-rescaled rewards")
-class LeakGAN(Algorithm):
+class LeakGAN(PhasedAlgorithm):
     name = "leakgan"
     defaults = {
-        **GENERATOR_DEFAULTS,
-        "g_lr": 0.01,
-        "g_betas": [0.9, 0.999],
-        "g_clip": 5.0,
-        "shuffle": False,
-        "pretrain_steps": 80,
-        "mle_batches": 0,
-        "d_pretrain_steps": 80,
+        **SCHEDULE_DEFAULTS,
         "adv_steps": 160,
-        "adv_g_steps": 1,
-        "d_steps": 15,
+        **D_STEPS_DEFAULTS,
         "rollout_num": 4,
+        **D_DEFAULTS,
         "d_emb": 64,
-        "d_filter_sizes": [2, 3],
-        "d_num_filters": [100, 200],
-        "d_dropout": 0.25,
-        "d_l2": 0.2,
         "d_lr": 5e-5,
-        "d_samples": 96,
-        "d_epochs": 1,
         "leak_goal_size": 16,
         "leak_step_size": 4,
         "leak_delta": 16.0,
@@ -166,37 +146,24 @@ class LeakGAN(Algorithm):
         "leak_inter_d_calls": 5,
     }
     specs = {  # the rest by name family (config.FAMILY_SPECS)
-        "shuffle": FLAG,
-        **{k: COUNT0 for k in ("pretrain_steps", "mle_batches", "d_pretrain_steps", "adv_steps", "adv_g_steps", "d_steps")},
+        **SCHEDULE_SPECS,
+        **D_STEPS_SPECS,
+        "rollout_num": COUNT,
+        **D_SPECS,
+        **{k: COUNT for k in ("leak_goal_size", "leak_step_size")},
         **{k: COUNT0 for k in ("leak_adv_epochs", "leak_inter_mle_epochs", "leak_inter_d_calls")},
-        **{k: COUNT for k in ("rollout_num", "d_samples", "d_epochs", "leak_goal_size", "leak_step_size")},
-        "d_filter_sizes": Spec("list", item="int", ge=1),
-        "d_num_filters": Spec("list", item="int", ge=1),
-        "d_l2": Spec("float", ge=0),
         "leak_delta": Spec("float", gt=0),
     }
     help = {
-        **GENERATOR_HELP,
+        **SCHEDULE_HELP,
+        **D_STEPS_HELP,
+        "rollout_num": "Monte-Carlo completions per segment prefix",
+        **D_HELP,
         "g_init_std": "std of the N(0, s²) init of every worker/manager tensor",
         "g_lr": "Adam learning rate of worker and manager (MLE and adversarial optimisers)",
-        "g_betas": "generator Adam betas",
         "g_clip": "global-norm clip of the worker's and of the manager's gradient (0 = off)",
-        "shuffle": "reshuffle the real MLE batches every epoch (published: sequential)",
-        "pretrain_steps": "MLE pre-training steps (each = mle_batches minibatches)",
-        "mle_batches": "minibatches per MLE step, pre-training and interleaved (0 = one epoch over the training set)",
-        "d_pretrain_steps": "discriminator pre-training steps (each = one D call)",
         "adv_steps": "adversarial-phase steps (outer epochs of leak_adv_epochs + leak_inter_mle_epochs + 1 steps)",
-        "adv_g_steps": "generator updates per adversarial epoch",
-        "d_steps": "D calls per adversarial epoch",
-        "rollout_num": "Monte-Carlo completions per segment prefix",
-        "d_emb": "discriminator embedding size",
-        "d_filter_sizes": "discriminator CNN filter widths",
         "d_num_filters": "filters per width (their sum is the leaked-feature size, Texygen's goal_out_size)",
-        "d_dropout": "discriminator dropout (drop probability) in its updates",
-        "d_l2": "weight of the l2 penalty on D's output layer",
-        "d_lr": "discriminator Adam learning rate",
-        "d_samples": "generated (and as many real) sequences per D call",
-        "d_epochs": "passes over each D call's data",
         "leak_goal_size": "goal size k (the worker outputs V × k)",
         "leak_step_size": "step size c: goals are summed, and rewarded, per c tokens",
         "leak_delta": "δ of the rank rescaling σ(δ(0.5 − rank/B))",
@@ -206,22 +173,15 @@ class LeakGAN(Algorithm):
         "leak_inter_d_calls": "D calls closing each outer epoch (one step)",
     }
     profiles = {"quick": dict(QUICK), "paper": dict(PAPER)}
+    count_keys = PhasedAlgorithm.count_keys + ("d_steps", "adv_g_steps", "leak_adv_epochs", "leak_inter_mle_epochs", "leak_inter_d_calls")
+    fused_d_adam = False
 
     def __init__(self, suite, settings, rng):
         super().__init__(suite, settings, rng)
         s = settings
-        for key in ("pretrain_steps", "d_pretrain_steps", "adv_steps", "mle_batches", "d_steps", "adv_g_steps",
-                    "leak_adv_epochs", "leak_inter_mle_epochs", "leak_inter_d_calls"):
-            if int(s[key]) < 0:
-                raise TextbenchError(f"{key} must be >= 0, got {s[key]}")
-        if outer_epoch_steps(s) == 0 and int(s["adv_steps"]) > 0:
+        if sum(n for _, n in self.cycle()) == 0 and int(s["adv_steps"]) > 0:
             raise TextbenchError("the adversarial outer epoch is empty: set leak_adv_epochs, leak_inter_mle_epochs or leak_inter_d_calls")
-        total = int(s["pretrain_steps"]) + int(s["d_pretrain_steps"]) + int(s["adv_steps"])
-        if int(s["steps"]) > total:
-            raise TextbenchError(
-                f"steps={s['steps']} exceeds this schedule's {total} steps: {s['pretrain_steps']} MLE + "
-                f"{s['d_pretrain_steps']} D pre-training + {s['adv_steps']} adversarial; set steps={total}"
-            )
+        self.set_phases()
         self.d = LeakDiscriminator(
             suite.vocab_size, s["d_emb"], s["d_filter_sizes"], s["d_num_filters"], s["d_dropout"], s["d_l2"], generator=rng
         ).to(self.device)
@@ -238,8 +198,8 @@ class LeakGAN(Algorithm):
             "manager_pre": adam(self.g.manager_parameters(), s["g_lr"]),
             "worker_adv": adam(self.g.worker_parameters(), s["g_lr"]),
             "manager_adv": adam(self.g.manager_parameters(), s["g_lr"]),
-            "discriminator": torch.optim.Adam(self.d.parameters(), lr=s["d_lr"], betas=(0.9, 0.999), eps=1e-8),
         }
+        self.d_opt = torch.optim.Adam(self.d.parameters(), lr=s["d_lr"], betas=(0.9, 0.999), eps=1e-8)
         self.batches = BatchCycler(suite.train, s["batch_size"], rng, shuffle=s["shuffle"])
 
     def modules(self):
@@ -248,37 +208,24 @@ class LeakGAN(Algorithm):
         return {"generator": self.g}
 
     def optimizers(self):
-        return dict(self.opts)
+        return {**self.opts, "discriminator": self.d_opt}
 
     # -- schedule ------------------------------------------------------------------------------------
-    def phase(self, step: int) -> str:
-        """'mle', 'd_pretrain', 'adversarial' or 'd_block' for engine step ``step`` (1-based)."""
+    def cycle(self):
+        """Texygen's outer epoch: adversarial epochs, interleaved MLE epochs, one step of D calls."""
         s = self.settings
-        p_end = int(s["pretrain_steps"])
-        d_end = p_end + int(s["d_pretrain_steps"])
-        if step <= p_end:
-            return "mle"
-        if step <= d_end:
-            return "d_pretrain"
-        j = (step - d_end - 1) % outer_epoch_steps(s)
-        if j < int(s["leak_adv_epochs"]):
-            return "adversarial"
-        if j < int(s["leak_adv_epochs"]) + int(s["leak_inter_mle_epochs"]):
-            return "mle"
-        return "d_block"
+        return (
+            ("adversarial", int(s["leak_adv_epochs"])),
+            ("mle", int(s["leak_inter_mle_epochs"])),
+            ("d_block", 1 if int(s["leak_inter_d_calls"]) > 0 else 0),
+        )
 
     def train_step(self, step):
-        ph = self.phase(step)
-        if ph == "mle":
-            return self.mle_epoch()
-        if ph == "d_pretrain":
-            return {"d_loss": self.d_call()}
-        if ph == "d_block":
-            losses = [self.d_call() for _ in range(int(self.settings["leak_inter_d_calls"]))]
-            return {"d_loss": sum(losses) / len(losses)}
-        return self.adversarial_epoch()
+        if self.phase(step) == "d_block":
+            return self.d_calls(int(self.settings["leak_inter_d_calls"]))
+        return super().train_step(step)
 
-    # -- phases --------------------------------------------------------------------------------------
+    # -- updates -------------------------------------------------------------------------------------
     def _update(self, w_loss: torch.Tensor, m_loss: torch.Tensor, kind: str) -> None:
         w_opt, m_opt = self.opts[f"worker_{kind}"], self.opts[f"manager_{kind}"]
         w_opt.zero_grad(set_to_none=True)
@@ -288,45 +235,13 @@ class LeakGAN(Algorithm):
         clip_and_step(w_opt, self.g.worker_parameters(), clip)
         clip_and_step(m_opt, self.g.manager_parameters(), clip)
 
-    def mle_epoch(self) -> dict[str, float]:
-        n = int(self.settings["mle_batches"]) or self.batches.num_batches
-        w_total = m_total = 0.0
-        for _ in range(n):
-            x = self.batches.next().to(self.device)
-            out = self.g.teacher_forced(x, feature_dropout=self.settings["leak_feat_dropout"])
-            w_loss = -self.g.log_probs_from(out, x, detach_goals=True).mean()
-            m_loss = -segment_cosines(out["features"], out["goals"], self.g.step_size).mean()
-            self._update(w_loss, m_loss, "pre")
-            w_total += w_loss.item()
-            m_total += m_loss.item()
-        return {"mle_loss": w_total / n, "mle_goal_loss": m_total / n}
-
-    def d_call(self) -> float:
-        """The shared D call (module docstring); returns the mean minibatch loss."""
-        s, b = self.settings, int(self.settings["batch_size"])
-        train = self.suite.train
-        n = min(int(s["d_samples"]), train.shape[0])
-        neg = self.g.sample(n, self.rng).to(self.device)
-        pos = train if n == train.shape[0] else train[torch.randperm(train.shape[0], generator=self.rng)[:n]]
-        data = torch.cat([pos.to(self.device), neg])
-        labels = torch.cat([torch.ones(n, dtype=torch.long), torch.zeros(n, dtype=torch.long)]).to(self.device)
-        perm = torch.randperm(2 * n, generator=self.rng).to(self.device)
-        data, labels = data[perm], labels[perm]
-        nb = (2 * n) // b
-        if nb == 0:
-            raise TextbenchError(f"d_samples={n}: fewer than one minibatch of {b} (real + generated)")
-        opt = self.opts["discriminator"]
-        self.d.train()
-        total = 0.0
-        for _ in range(int(s["d_epochs"])):
-            for i in range(nb):
-                opt.zero_grad(set_to_none=True)
-                loss = self.d.loss(data[i * b : (i + 1) * b], labels[i * b : (i + 1) * b])
-                loss.backward()
-                opt.step()
-                total += loss.item()
-        self.d.eval()
-        return total / (nb * int(s["d_epochs"]))
+    def mle_update(self, x: torch.Tensor) -> dict[str, float]:
+        """Worker and manager MLE losses (module docstring) on the real minibatch x, one step each."""
+        out = self.g.teacher_forced(x, feature_dropout=self.settings["leak_feat_dropout"])
+        w_loss = -self.g.log_probs_from(out, x, detach_goals=True).mean()
+        m_loss = -segment_cosines(out["features"], out["goals"], self.g.step_size).mean()
+        self._update(w_loss, m_loss, "pre")
+        return {"mle_loss": w_loss.item(), "mle_goal_loss": m_loss.item()}
 
     @torch.no_grad()
     def rewards(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -357,20 +272,3 @@ class LeakGAN(Algorithm):
         w_loss = -(r_int * self.g.log_probs_from(out, x, detach_goals=True)).mean()
         self._update(w_loss, m_loss, "adv")
         return {"adv_goal_loss": m_loss.item(), "adv_worker_loss": w_loss.item(), "d_reward": q.mean().item(), "intrinsic_reward": r_int.mean().item()}
-
-    def adversarial_epoch(self) -> dict[str, float]:
-        n = int(self.settings["adv_g_steps"])
-        logs: dict[str, float] = {}
-        for _ in range(n):
-            for k, v in self.g_step().items():
-                logs[k] = logs.get(k, 0.0) + v / n
-        d_losses = [self.d_call() for _ in range(int(self.settings["d_steps"]))]
-        if d_losses:
-            logs["d_loss"] = sum(d_losses) / len(d_losses)
-        return logs
-
-    def extra_state(self):
-        return {"batches": self.batches.state_dict()}
-
-    def load_extra_state(self, state):
-        self.batches.load_state_dict(state["batches"])

@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 from ..errors import TextbenchError
-from . import rundir
+from .rundir import RunDir
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
@@ -26,11 +26,6 @@ def _git(repo: Path, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as e:
         raise TextbenchError(f"git {' '.join(args[:2])} failed: {e}") from None
-
-
-def run_dirs(runs: Path) -> list[Path]:
-    """Every directory under ``runs`` holding a config.json, sorted."""
-    return sorted(p.parent for p in Path(runs).rglob("config.json") if "checkpoints" not in p.parts)
 
 
 def stage(runs: Path) -> list[str]:
@@ -41,11 +36,11 @@ def stage(runs: Path) -> list[str]:
         raise TextbenchError(f"{runs} is not inside a git repository")
     repo = Path(top.stdout.strip())
     lines = []
-    for d in run_dirs(runs):
-        ckpt = d / "checkpoints" / "last.pt"
+    for rd in RunDir.find(runs):
+        ckpt = rd.checkpoint_path
         rel = str(ckpt.relative_to(repo))
         tracked = _git(repo, "ls-files", "--error-unmatch", rel).returncode == 0
-        state = rundir.status(d)
+        state = rd.status()
         if state == "in progress" and ckpt.is_file():
             out = _git(repo, "add", "-f", rel)
             if out.returncode != 0:

@@ -26,9 +26,9 @@ import torch
 
 from ..config import ENGINE_DEFAULTS, apply_overrides, merge_defaults, validate_settings
 from ..errors import TextbenchError
-from ..io import atomic_torch_save, atomic_write_json, atomic_write_text, read_json, safe_torch_load
 from ..registry import ALGORITHMS, SUITES
 from . import rundir
+from .rundir import RunDir
 
 
 def eval_seed(seed: int, step: int) -> int:
@@ -105,23 +105,23 @@ def _fmt_diff(diff: dict, left: str, right: str) -> str:
     return f"{k}: {x!r} {left}, {y!r} {right}{more}"
 
 
-def _prepare(run: Run, resume: bool, force: bool, log) -> tuple[dict, bool]:
-    """Decide what to do with the run directory; returns (settings, resuming). See ``train``."""
-    d = run.run_dir
-    state = rundir.status(d)
+def _prepare(run: Run, rd: RunDir, resume: bool, force: bool, log) -> tuple[dict, str]:
+    """Decide what to do with the run directory: (settings, ``new`` | ``resume`` | ``complete``). See ``train``."""
+    d = rd.path
+    state = rd.status()
     if state == "foreign":
         raise TextbenchError(f"{d} holds files but no config.json: not a textbench run directory; choose another --run-dir")
     if state == "absent":
         if resume:
             raise TextbenchError(f"{d}: nothing to resume (no run there); run without --resume to start it")
-        return run.settings, False
-    stored = rundir.read_config(d)
+        return run.settings, "new"
+    stored = rd.read_config()
     ident = {"algo": run.algo, "suite": run.suite, "profile": run.profile, "seed": run.seed}
     other = _differences({k: stored[k] for k in ident}, ident)
     if force:
-        rundir.remove_run(d)
+        rd.remove()
         log(f"--force: removed the previous run in {d}")
-        return run.settings, False
+        return run.settings, "new"
     if other:
         raise TextbenchError(f"{d} holds a run of another kind ({_fmt_diff(other, 'there', 'asked')}); choose another --run-dir")
     if state == "complete":
@@ -129,15 +129,15 @@ def _prepare(run: Run, resume: bool, force: bool, log) -> tuple[dict, bool]:
         if diff:
             raise TextbenchError(f"{d} holds a complete run with other settings ({_fmt_diff(diff, 'there', 'asked')}); "
                                  "use another --run-dir, or --force to replace it")
-        return stored["settings"], True  # the caller reports it complete
+        return stored["settings"], "complete"
     if not resume:
         raise TextbenchError(f"{d} holds an unfinished run; use --resume to continue it or --force to start over")
-    if not (d / "checkpoints" / "last.pt").is_file():
+    if not rd.has_checkpoint():
         raise TextbenchError(f"{d}: no checkpoint to resume from (checkpoints/last.pt is missing); use --force to start over")
     diff = _differences(stored["settings"], run.settings, [k for k in run.overrides])
     if diff:
         raise TextbenchError(f"{d}: --resume with other settings ({_fmt_diff(diff, 'in the run', 'asked')}); resume with the run's own")
-    return stored["settings"], True
+    return stored["settings"], "resume"
 
 
 def train(
@@ -168,25 +168,26 @@ def train(
         raise TextbenchError(f"--stop-at-step must be >= 0, not {stop_at_step}")
     if not checkpoint_every_s > 0:
         raise TextbenchError(f"the checkpoint interval must be > 0 seconds, not {checkpoint_every_s}")
-    d = Path(run.run_dir)
-    settings, resuming = _prepare(run, resume, force, log)
-    created = not d.exists()
-    if resuming and rundir.status(d) == "complete":
-        log(f"{d}: run already complete; its results stand (use --force to replace it, or another --run-dir)")
-        return read_json(d / "summary.json")
+    rd = RunDir(run.run_dir)
+    settings, action = _prepare(run, rd, resume, force, log)
+    created = not rd.path.exists()
+    if action == "complete":
+        log(f"{rd.path}: run already complete; its results stand (use --force to replace it, or another --run-dir)")
+        return rd.read_summary()
     try:
-        with rundir.lock(d):
-            rundir.clean_tmp(d)
-            return _train_locked(run, d, settings, resuming, progress, stop_at_step, log, checkpoint_every_s)
+        with rd.lock():
+            rd.clean_tmp()
+            return _train_locked(run, rd, settings, action == "resume", progress, stop_at_step, log, checkpoint_every_s)
     except BaseException:
         # a new run that failed before its first checkpoint leaves nothing behind
-        if created and d.is_dir() and not (d / "checkpoints" / "last.pt").exists():
-            shutil.rmtree(d, ignore_errors=True)
+        if created and rd.path.is_dir() and not rd.has_checkpoint():
+            shutil.rmtree(rd.path, ignore_errors=True)
         raise
 
 
-def _load_checkpoint(path: Path, cfg: dict, modules, optimizers, algorithm) -> dict:
-    state = safe_torch_load(path)
+def _load_checkpoint(rd: RunDir, cfg: dict, modules, optimizers, algorithm) -> dict:
+    path = rd.checkpoint_path
+    state = rd.read_checkpoint()
     if not isinstance(state, dict) or not {"step", "modules", "optimizers", "rng", "rows", "accum"} <= set(state):
         raise TextbenchError(f"{path}: not a textbench training checkpoint")
     ident = state.get("identity")
@@ -196,7 +197,7 @@ def _load_checkpoint(path: Path, cfg: dict, modules, optimizers, algorithm) -> d
             raise TextbenchError(f"{path}: checkpoint of another run ({_fmt_diff(other, 'in the checkpoint', 'in config.json')})")
         diff = _differences(ident.get("settings") or {}, cfg["settings"])
         if diff:
-            raise TextbenchError(f"{path.parent.parent}/config.json was edited after the checkpoint ({_fmt_diff(diff, 'in the checkpoint', 'in config.json')}); "
+            raise TextbenchError(f"{rd.config_path} was edited after the checkpoint ({_fmt_diff(diff, 'in the checkpoint', 'in config.json')}); "
                                  "restore it or start over with --force")
     try:
         for k, m in modules.items():
@@ -211,8 +212,8 @@ def _load_checkpoint(path: Path, cfg: dict, modules, optimizers, algorithm) -> d
     return state
 
 
-def _train_locked(run: Run, d: Path, settings: dict, resuming: bool, progress: bool, stop_at_step, log, checkpoint_every_s):
-    ckpt_path = d / "checkpoints" / "last.pt"
+def _train_locked(run: Run, rd: RunDir, settings: dict, resuming: bool, progress: bool, stop_at_step, log, checkpoint_every_s):
+    d, ckpt_path = rd.path, rd.checkpoint_path
     suite, algorithm = build(run.algo, run.suite, settings, run.seed)
     modules, optimizers = algorithm.modules(), algorithm.optimizers()
     steps, eval_every = int(settings["steps"]), int(settings["eval_every"])
@@ -223,8 +224,8 @@ def _train_locked(run: Run, d: Path, settings: dict, resuming: bool, progress: b
     accum: dict[str, list[float]] = {}  # training scalars since the last evaluation: name -> [sum, count]
     start, wall_before = 0, 0.0
     if resuming:
-        cfg = rundir.read_config(d)
-        state = _load_checkpoint(ckpt_path, cfg, modules, optimizers, algorithm)
+        cfg = rd.read_config()
+        state = _load_checkpoint(rd, cfg, modules, optimizers, algorithm)
         start, wall_before = int(state["step"]), float(state["wall_s"])
         rows, accum = list(state["rows"]), {k: list(v) for k, v in state["accum"].items()}
         log(f"resuming {d} from step {start}")
@@ -239,7 +240,7 @@ def _train_locked(run: Run, d: Path, settings: dict, resuming: bool, progress: b
             s["end_step"] = start
     segments.append(rundir.segment(start))
     cfg["segments"] = segments
-    atomic_write_json(d / "config.json", cfg)
+    rd.write_config(cfg)
 
     t0 = time.perf_counter() - wall_before
     generator = modules["generator"]
@@ -254,7 +255,7 @@ def _train_locked(run: Run, d: Path, settings: dict, resuming: bool, progress: b
         accum.clear()
         row["wall_s"] = time.perf_counter() - t0
         rows.append(row)
-        rundir.write_metrics(d, rows)
+        rd.write_metrics(rows)
         shown = " | ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("step", "wall_s") and not k.endswith("_se"))
         log(f"step {step:>7} | {shown} | {row['wall_s']:.1f}s")
         bar.set_postfix({k: f"{row[k]:.3f}" for k in ("nll_oracle", "nll_test", "jsd", "bleu-2") if k in row})
@@ -275,7 +276,7 @@ def _train_locked(run: Run, d: Path, settings: dict, resuming: bool, progress: b
             "rows": rows,
             "accum": accum,
         }
-        atomic_torch_save(state, ckpt_path)
+        rd.write_checkpoint(state)
         last_ckpt.update(step=step, time=time.monotonic())
 
     def finish(done: int) -> dict:
@@ -285,12 +286,12 @@ def _train_locked(run: Run, d: Path, settings: dict, resuming: bool, progress: b
         if complete:
             final_rng = torch.Generator().manual_seed(eval_seed(run.seed, -1))
             samples = generator.sample(int(settings["final_samples"]), final_rng)
-            atomic_write_text(d / "samples.txt", "\n".join(suite.format_samples(samples)) + "\n")
-            atomic_torch_save({k: v.detach().cpu() for k, v in generator.state_dict().items()}, d / "generator.pt")
+            rd.write_samples(suite.format_samples(samples))
+            rd.write_generator(generator.state_dict())
         cfg["segments"][-1]["end_step"] = done
-        atomic_write_json(d / "config.json", cfg)
+        rd.write_config(cfg)
         summary = rundir.summarize(rows, done, wall, complete, extra)
-        rundir.write_summary(d, summary)
+        rd.write_summary(summary)
         return summary
 
     from tqdm import tqdm
@@ -347,15 +348,13 @@ def _catch_signals():
 
 
 def load_generator(run_dir: Path, checkpoint: Path | None = None):
-    """Rebuild a run's suite and generator from its config.json and a checkpoint (weights only)."""
-    run_dir = Path(run_dir)
-    cfg = rundir.read_config(run_dir)  # one-line error unless a dict with algo, suite, profile, seed, settings
+    """Rebuild a run's suite and generator from its config.json and weights (:meth:`RunDir.read_weights`:
+    ``checkpoint``, default checkpoints/last.pt, else generator.pt). Returns (suite, generator in eval mode, config)."""
+    rd = RunDir(run_dir)
+    cfg = rd.read_config()  # one-line error unless a dict with algo, suite, profile, seed, settings
     suite, algorithm = build(cfg["algo"], cfg["suite"], cfg["settings"], cfg["seed"])
     generator = algorithm.modules()["generator"]
-    path = checkpoint or (run_dir / "checkpoints" / "last.pt")
-    if not Path(path).exists():
-        path = run_dir / "generator.pt"
-    state = safe_torch_load(path)
+    path, state = rd.read_weights(checkpoint)
     modules = state.get("modules") if isinstance(state, dict) else None
     weights = modules.get("generator") if isinstance(modules, dict) else state
     if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):

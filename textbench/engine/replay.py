@@ -17,9 +17,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..io import read_json
 from .loop import Run, train
-from .rundir import read_metrics
+from .rundir import RunDir
 
 
 def this_machine() -> dict[str, Any]:
@@ -67,7 +66,7 @@ def replay_run(run_dir: Path, max_evals: int = 2) -> pd.DataFrame:
 
     Returns the metrics rows it produces (same columns as the run's metrics.csv).
     """
-    cfg = read_json(Path(run_dir) / "config.json")
+    cfg = RunDir(run_dir).read_config()
     settings = cfg["settings"]
     stop = replay_last_step(cfg, max_evals)
     # float reductions depend on the number of intra-op threads: replay with the run's own count
@@ -78,7 +77,7 @@ def replay_run(run_dir: Path, max_evals: int = 2) -> pd.DataFrame:
         with tempfile.TemporaryDirectory(prefix="textbench-replay-") as tmp:
             run = Run(cfg["algo"], cfg["suite"], cfg["profile"], cfg["seed"], overrides=settings, run_dir=Path(tmp) / "run")
             train(run, progress=False, stop_at_step=stop, log=lambda _msg: None)
-            rows = read_metrics(Path(tmp) / "run" / "metrics.csv")
+            rows = RunDir(run.run_dir).read_metrics()
     finally:
         torch.set_num_threads(threads)
     return pd.DataFrame(rows)

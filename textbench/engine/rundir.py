@@ -1,4 +1,4 @@
-"""The run directory: config.json, metrics.csv, summary.json, samples.txt, checkpoints/.
+"""The run directory: :class:`RunDir` owns its layout and is the only code that reads or writes its files.
 
 Where runs go: ``--run-dir`` if given, else ``<results>/runs/<suite>/<algo>/<profile>-seed<N>[-set<h>]/``
 where ``<results>`` is ``--results``, else ``$TEXTBENCH_RESULTS``, else the user data directory
@@ -14,6 +14,7 @@ settings apart.
         samples.txt     the final generator samples, one sequence per line
         generator.pt    the final generator's weights (small; for ``textbench generate``)
         checkpoints/last.pt   full training state (models, optimizers, RNGs, data position, history)
+        .lock           held (flock) by the one process writing the run; holds its pid
 
 Every file is written atomically. ``wall_s`` (and any column ending in ``_s``) is a timing column:
 the only one that differs between two runs with the same seed on the same device.
@@ -29,29 +30,30 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
 import textbench
 
 from ..errors import TextbenchError
-from ..io import atomic_write_json, atomic_write_text, read_json
+from ..io import atomic_torch_save, atomic_write_json, atomic_write_text, read_json, safe_torch_load
+
+if TYPE_CHECKING:  # pandas, numpy and torch are imported where used: the CLI imports this module at start-up
+    import pandas as pd
 
 LOWER_IS_BETTER = {"nll_oracle", "nll_test", "jsd", "cot_jsd", "bnll"}
 HIGHER_IS_BETTER = {f"bleu-{n}" for n in range(2, 6)}
 
-
-#: every name a run directory may hold (``--force`` deletes nothing else, and nothing that has anything else)
-RUN_FILES = {"config.json", "metrics.csv", "summary.json", "samples.txt", "generator.pt", "checkpoints", ".lock"}
 CONFIG_KEYS = ("algo", "suite", "profile", "seed", "settings")
+#: a run directory's name: <profile>-seed<N>, with -set<8 hex> when the run has --set overrides (:func:`default_run_dir`)
+RUN_NAME_RE = re.compile(r"^(?P<profile>.+?)-seed(?P<seed>\d+)(?:-set[0-9a-f]{8})?$")
 
 
 def user_results_dir() -> Path:
@@ -70,94 +72,273 @@ def overrides_hash(overrides: dict) -> str:
 
 
 def default_run_dir(root: str | Path, suite: str, algo: str, profile: str, seed: int, overrides: dict | None = None) -> Path:
+    """``<root>/runs/<suite>/<algo>/<profile>-seed<N>[-set<h>]``."""
     name = f"{profile}-seed{seed}" + (f"-set{overrides_hash(overrides)}" if overrides else "")
     return Path(root) / "runs" / suite / algo / name
 
 
-def read_config(run_dir: Path) -> dict:
-    """config.json of a run directory, checked to be a textbench run config (one-line error if not)."""
-    path = Path(run_dir) / "config.json"
-    cfg = read_json(path)
-    if not isinstance(cfg, dict):
-        raise TextbenchError(f"{path} is not a textbench run config (a {type(cfg).__name__}, not an object)")
-    missing = [k for k in CONFIG_KEYS if k not in cfg]
-    if missing:
-        raise TextbenchError(f"{path} is not a textbench run config (missing {missing[0]!r})")
-    if not isinstance(cfg["settings"], dict):
-        raise TextbenchError(f"{path} is not a textbench run config ('settings' is not an object)")
-    return cfg
+class RunDir:
+    """One run directory: its file names, its state, and every read and write of its files."""
 
+    CONFIG = "config.json"
+    METRICS = "metrics.csv"
+    SUMMARY = "summary.json"
+    SAMPLES = "samples.txt"
+    GENERATOR = "generator.pt"
+    CHECKPOINTS = "checkpoints"
+    CHECKPOINT = f"{CHECKPOINTS}/last.pt"
+    LOCK = ".lock"
+    #: every name a run directory may hold (``--force`` deletes nothing else, and nothing that has anything else)
+    NAMES = frozenset({CONFIG, METRICS, SUMMARY, SAMPLES, GENERATOR, CHECKPOINTS, LOCK})
 
-def status(run_dir: Path) -> str:
-    """``absent`` (no directory or empty), ``complete``, ``in progress`` (config.json, not complete) or
-    ``foreign`` (a directory with files but no textbench config.json)."""
-    d = Path(run_dir)
-    if not d.is_dir() or not any(d.iterdir()):
-        return "absent"
-    if not (d / "config.json").is_file():
-        return "foreign"
-    summary = d / "summary.json"
-    if summary.is_file():
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @classmethod
+    def find(cls, root: str | os.PathLike) -> list[RunDir]:
+        """Every directory under ``root`` that holds a config.json (none inside checkpoints/), sorted."""
+        found = sorted(p.parent for p in Path(root).rglob(cls.CONFIG) if cls.CHECKPOINTS not in p.parts)
+        return [cls(d) for d in found]
+
+    # -- paths ---------------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / self.METRICS
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / self.SUMMARY
+
+    @property
+    def samples_path(self) -> Path:
+        return self.path / self.SAMPLES
+
+    @property
+    def generator_path(self) -> Path:
+        return self.path / self.GENERATOR
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / self.CHECKPOINT
+
+    # -- state ---------------------------------------------------------------------------------------
+    def status(self) -> str:
+        """``absent`` (no directory, or an empty one), ``foreign`` (files but no config.json: not a run),
+        ``complete`` (summary.json says ``"complete": true``) or ``in progress`` (any other run: running,
+        stopped, killed or failed; resumable if it has a checkpoint)."""
+        d = self.path
+        if not d.is_dir() or not any(d.iterdir()):
+            return "absent"
+        if not self.config_path.is_file():
+            return "foreign"
+        if self.summary_path.is_file():
+            try:
+                if json.loads(self.summary_path.read_text(encoding="utf-8")).get("complete") is True:
+                    return "complete"
+            except (ValueError, UnicodeDecodeError, AttributeError):
+                pass
+        return "in progress"
+
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint_path.is_file()
+
+    # -- reading -------------------------------------------------------------------------------------
+    def read_config(self) -> dict:
+        """config.json, checked to be a textbench run config (one-line error if not)."""
+        path = self.config_path
+        cfg = read_json(path)
+        if not isinstance(cfg, dict):
+            raise TextbenchError(f"{path} is not a textbench run config (a {type(cfg).__name__}, not an object)")
+        missing = [k for k in CONFIG_KEYS if k not in cfg]
+        if missing:
+            raise TextbenchError(f"{path} is not a textbench run config (missing {missing[0]!r})")
+        if not isinstance(cfg["settings"], dict):
+            raise TextbenchError(f"{path} is not a textbench run config ('settings' is not an object)")
+        return cfg
+
+    def read_summary(self) -> Any:
+        return read_json(self.summary_path)
+
+    def read_metrics(self) -> list[dict[str, float]]:
+        """metrics.csv as rows (see :func:`read_metrics`)."""
+        return read_metrics(self.metrics_path)
+
+    def read_checkpoint(self) -> Any:
+        """checkpoints/last.pt, loaded weights-only; its content is the caller's to check."""
+        return safe_torch_load(self.checkpoint_path)
+
+    def read_generator(self) -> Any:
+        """generator.pt, loaded weights-only; its content is the caller's to check."""
+        return safe_torch_load(self.generator_path)
+
+    def read_weights(self, checkpoint: str | os.PathLike | None = None) -> tuple[Path, Any]:
+        """(path, content) of ``checkpoint`` (default: checkpoints/last.pt), or of generator.pt where that
+        file does not exist; loaded weights-only, the content is the caller's to check."""
+        path = Path(checkpoint) if checkpoint else self.checkpoint_path
+        if not path.exists():
+            path = self.generator_path
+        return path, safe_torch_load(path)
+
+    def inspect(self) -> RunContents:
+        """Everything the directory holds, read without raising: its identity from its place
+        (``<suite>/<algo>/<profile>-seed<N>[-set<h>]``), config, summary and metrics; every problem is
+        recorded in ``errors`` (unreadable or inconsistent) or ``incomplete`` (not finished)."""
+        path = self.path
+        m = RUN_NAME_RE.match(path.name)
+        profile, seed = (m.group("profile"), int(m.group("seed"))) if m else (path.name, None)
+        run = RunContents(path=path, suite=path.parent.parent.name, algo=path.parent.name, profile=profile, seed=seed)
+        if m is None:
+            run.errors.append(f"directory name {path.name!r} is not <profile>-seed<N>[-set<hash>]")
+        cfg, err = _try_json(self.config_path)
+        if err:
+            run.errors.append(err)
+        elif not isinstance(cfg, dict):
+            run.errors.append(f"{self.CONFIG} is not a JSON object")
+        else:
+            run.config = cfg
+            for key, ours in (("suite", run.suite), ("algo", run.algo), ("profile", run.profile), ("seed", run.seed)):
+                if key not in cfg:
+                    run.errors.append(f"{self.CONFIG} has no {key!r}")
+                elif str(cfg[key]) != str(ours):
+                    run.errors.append(f"{self.CONFIG} says {key} = {cfg[key]!r} but the directory says {ours!r}")
+        summ, err = _try_json(self.summary_path)
+        if err and "missing" in err:
+            run.incomplete = f"no {self.SUMMARY} (running, killed or never finished)"
+        elif err:
+            run.errors.append(err)
+        elif not isinstance(summ, dict):
+            run.errors.append(f"{self.SUMMARY} is not a JSON object")
+        else:
+            run.summary = summ
+            if summ.get("complete") is not True:
+                run.incomplete = f"{self.SUMMARY} complete = {summ.get('complete')!r} (at step {summ.get('steps')})"
+        if self.metrics_path.is_file():
+            try:
+                run.metrics = read_metrics_frame(self.metrics_path)
+            except TextbenchError as e:
+                run.errors.append(str(e).replace(str(path) + "/", ""))
+        elif run.incomplete is None:
+            run.errors.append(f"{self.METRICS} missing")
+        return run
+
+    # -- writing -------------------------------------------------------------------------------------
+    def write_config(self, cfg: dict) -> None:
+        atomic_write_json(self.config_path, cfg)
+
+    def write_metrics(self, rows: list[dict[str, float]]) -> None:
+        atomic_write_text(self.metrics_path, rows_to_csv(rows))
+
+    def write_summary(self, summary: dict) -> None:
+        atomic_write_json(self.summary_path, summary)
+
+    def write_samples(self, lines: list[str]) -> None:
+        """samples.txt: one sequence per line."""
+        atomic_write_text(self.samples_path, "\n".join(lines) + "\n")
+
+    def write_generator(self, state_dict: dict) -> None:
+        """generator.pt: the generator's weights, on the CPU."""
+        atomic_torch_save({k: v.detach().cpu() for k, v in state_dict.items()}, self.generator_path)
+
+    def write_checkpoint(self, state: dict) -> None:
+        atomic_torch_save(state, self.checkpoint_path)
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold an exclusive lock on the directory (``.lock``, flock): one writer at a time."""
+        import fcntl
+
+        d = self.path
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / self.LOCK
+        f = open(path, "a+")
         try:
-            if json.loads(summary.read_text(encoding="utf-8")).get("complete") is True:
-                return "complete"
-        except (ValueError, UnicodeDecodeError, AttributeError):
-            pass
-    return "in progress"
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.seek(0)
+            holder = f.read().strip() or "?"
+            f.close()
+            raise TextbenchError(f"{d} is in use by another textbench process (pid {holder}); wait for it or use another --run-dir") from None
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(str(os.getpid()))
+            f.flush()
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            f.close()
+
+    def clean_tmp(self) -> None:
+        """Remove temporary files left by a write that was killed (``.<name>.*.tmp``)."""
+        for folder in (self.path, self.path / self.CHECKPOINTS):
+            if folder.is_dir():
+                for p in folder.iterdir():
+                    if _is_tmp(p.name) and p.is_file():
+                        p.unlink(missing_ok=True)
+
+    def remove(self) -> None:
+        """Delete the directory (``--force``) only if it is a textbench run directory and holds nothing else."""
+        d = self.path
+        self.read_config()
+        others = sorted(p.name for p in d.iterdir() if p.name not in self.NAMES and not _is_tmp(p.name))
+        if others:
+            raise TextbenchError(f"{d}: --force refused, the directory holds files that are not a run's ({', '.join(others[:3])})")
+        shutil.rmtree(d)
 
 
-def remove_run(run_dir: Path) -> None:
-    """Delete a run directory (``--force``) only if it is a textbench run directory and holds nothing else."""
-    d = Path(run_dir)
-    read_config(d)
-    others = sorted(p.name for p in d.iterdir() if p.name not in RUN_FILES and not _is_tmp(p.name))
-    if others:
-        raise TextbenchError(f"{d}: --force refused, the directory holds files that are not a run's ({', '.join(others[:3])})")
-    shutil.rmtree(d)
+@dataclass
+class RunContents:
+    """What a run directory holds, read without raising (:meth:`RunDir.inspect`)."""
+
+    path: Path
+    suite: str
+    algo: str
+    profile: str
+    seed: int | None
+    config: dict | None = None
+    summary: dict | None = None
+    metrics: pd.DataFrame | None = None
+    errors: list[str] = field(default_factory=list)  # unreadable or inconsistent: never counted
+    incomplete: str | None = None  # why the run is not finished (if it is not)
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors and self.incomplete is None
+
+    @property
+    def status(self) -> str:
+        """``complete``, ``incomplete: <why>`` or ``error: <problems>``."""
+        if self.errors:
+            return "error: " + "; ".join(self.errors)
+        if self.incomplete is not None:
+            return "incomplete: " + self.incomplete
+        return "complete"
 
 
 def _is_tmp(name: str) -> bool:
     return name.startswith(".") and name.endswith(".tmp")
 
 
-def clean_tmp(run_dir: Path) -> None:
-    """Remove temporary files left by a write that was killed (``.<name>.*.tmp``)."""
-    for folder in (Path(run_dir), Path(run_dir) / "checkpoints"):
-        if folder.is_dir():
-            for p in folder.iterdir():
-                if _is_tmp(p.name) and p.is_file():
-                    p.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def lock(run_dir: Path):
-    """Hold an exclusive lock on a run directory (``.lock``, flock): one writer at a time."""
-    import fcntl
-
-    d = Path(run_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / ".lock"
-    f = open(path, "a+")
+def _try_json(path: Path) -> tuple[Any, str | None]:
+    """(content, None), or (None, why not) naming the file."""
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.seek(0)
-        holder = f.read().strip() or "?"
-        f.close()
-        raise TextbenchError(f"{d} is in use by another textbench process (pid {holder}); wait for it or use another --run-dir") from None
-    try:
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            path.unlink()
-        f.close()
+        return json.loads(path.read_text(encoding="utf-8")), None
+    except FileNotFoundError:
+        return None, f"{path.name} missing"
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        return None, f"{path.name} is not valid JSON ({e})"
 
 
 def is_timing_column(name: str) -> bool:
+    """Timing columns (``wall_s`` and any other ``*_s``) are not reproducible and never compared."""
     return name.endswith("_s")
 
 
@@ -178,6 +359,9 @@ def git_info() -> tuple[str | None, bool | None]:
 
 
 def environment() -> dict[str, Any]:
+    import numpy as np
+    import torch
+
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -210,6 +394,9 @@ def segment(start_step: int) -> dict[str, Any]:
 
 
 def make_config(algo: str, suite: str, profile: str, seed: int, settings: dict, overrides: dict, suite_signature: dict) -> dict:
+    """A new run's config.json (without its ``segments``)."""
+    import torch
+
     commit, dirty = git_info()
     device = settings.get("device", "cpu")
     if device.startswith("cuda") and torch.cuda.is_available():
@@ -254,6 +441,7 @@ def _fmt(v: Any) -> str:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
+    """A metrics.csv as rows: ``step`` an int, every other non-empty cell a float (empty cells left out)."""
     with open(path, newline="", encoding="utf-8") as f:
         return [
             {k: (int(v) if k == "step" else float(v)) for k, v in row.items() if v != ""}
@@ -261,7 +449,37 @@ def read_metrics(path: str | Path) -> list[dict[str, float]]:
         ]
 
 
+def read_metrics_frame(path: str | Path) -> pd.DataFrame:
+    """A metrics.csv as a checked frame: numeric columns, empty cell = NaN, ``step`` a strictly increasing
+    integer column (one-line error otherwise)."""
+    import numpy as np
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path)
+    except FileNotFoundError:
+        raise TextbenchError(f"{path}: file not found") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise TextbenchError(f"{path}: unreadable CSV ({type(e).__name__}: {e})".replace("\n", " ")) from None
+    if "step" not in df.columns:
+        raise TextbenchError(f"{path}: no 'step' column")
+    for c in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            bad = pd.to_numeric(df[c], errors="coerce").isna() & df[c].notna()
+            if bad.any():
+                raise TextbenchError(f"{path}: column {c!r} has a non-numeric value {df.loc[bad, c].iloc[0]!r}")
+            df[c] = pd.to_numeric(df[c])
+        df[c] = df[c].astype(float)
+    if df["step"].isna().any() or (df["step"] != df["step"].round()).any():
+        raise TextbenchError(f"{path}: 'step' must be an integer in every row")
+    df["step"] = df["step"].astype(np.int64)
+    if not df["step"].is_monotonic_increasing or df["step"].duplicated().any():
+        raise TextbenchError(f"{path}: steps are not strictly increasing")
+    return df
+
+
 def summarize(rows: list[dict[str, float]], steps: int, wall_s: float, complete: bool, extra: dict | None = None) -> dict:
+    """A run's summary.json: final and best (with its step) of every metric, steps, wall time, completeness."""
     final, best, best_step = {}, {}, {}
     for row in rows:
         for k, v in row.items():
@@ -274,11 +492,3 @@ def summarize(rows: list[dict[str, float]], steps: int, wall_s: float, complete:
             if better:
                 best[k], best_step[k] = v, row["step"]
     return {"final": final, "best": best, "best_step": best_step, "steps": steps, "wall_s": wall_s, "complete": complete, **(extra or {})}
-
-
-def write_metrics(run_dir: Path, rows: list[dict[str, float]]) -> None:
-    atomic_write_text(run_dir / "metrics.csv", rows_to_csv(rows))
-
-
-def write_summary(run_dir: Path, summary: dict) -> None:
-    atomic_write_json(run_dir / "summary.json", summary)

@@ -1,8 +1,9 @@
 """Leaderboard: scan run directories, aggregate over seeds with pandas, lay the results out like the paper.
 
 A run lives in ``<runs>/<suite>/<algo>/<profile>-seed<N>/`` with ``config.json``, ``metrics.csv`` and
-``summary.json`` (see the engine). Only *complete* runs (``summary.json`` says ``"complete": true`` and the
-files are readable and consistent with their directory) are counted; the others are listed separately.
+``summary.json``, read by :meth:`textbench.engine.rundir.RunDir.inspect`. Only *complete* runs
+(``summary.json`` says ``"complete": true`` and the files are readable and consistent with their directory)
+are counted; the others are listed separately.
 
 Per run: the final and best value of every metric (from ``summary.json``, falling back to ``metrics.csv``),
 its value at step 0 (``initial``), the pair (NLL_oracle, NLL_test) at the evaluation that minimises their sum
@@ -30,18 +31,18 @@ rows, the difference ours − paper.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import numpy as np
 import pandas as pd
 
+from ..engine.rundir import RUN_NAME_RE, RunContents, RunDir, is_timing_column
 from ..errors import TextbenchError
 from ..io import atomic_write_text
 from . import published as pub
@@ -49,16 +50,9 @@ from . import published as pub
 DEFAULT_RUNS = Path("results/runs")
 DEFAULT_OUT = Path("results/leaderboard")
 
-#: <profile>-seed<N>, with -set<8 hex> when the run has --set overrides (engine.rundir.default_run_dir)
-RUN_NAME_RE = re.compile(r"^(?P<profile>.+?)-seed(?P<seed>\d+)(?:-set[0-9a-f]{8})?$")
 ID_COLS = ["suite", "algo", "profile", "seed", "run_dir", "oracle", "signature", "data_signature", "setting",
            "published_setting"]
 PROFILE_ORDER = ["paper", "quick"]
-
-
-def is_timing_column(col: str) -> bool:
-    """Timing columns (``wall_s`` and any other ``*_s``) are not reproducible and never compared."""
-    return col.endswith("_s")
 
 
 def metric_columns(columns: Iterable[str]) -> list[str]:
@@ -130,12 +124,12 @@ def pretrained_from(run_path: Path | None, config: dict) -> dict | None:
     if "results" in parts:  # the repository (or folder) that holds this run's results/ first
         candidates.append(Path(*parts[: len(parts) - parts[::-1].index("results") - 1]) / src)
     candidates.append(Path(src))
-    src_dir = next((c for c in candidates if (c / "config.json").is_file()), None)
-    if src_dir is None:
+    src = next((rd for rd in map(RunDir, candidates) if rd.config_path.is_file()), None)
+    if src is None or src.status() != "complete":
         return None
-    src_cfg, err = _read_json(src_dir / "config.json")
-    summ, err2 = _read_json(src_dir / "summary.json")
-    if err or err2 or not isinstance(src_cfg, dict) or not isinstance(summ, dict) or summ.get("complete") is not True:
+    try:
+        src_cfg = src.read_config()
+    except TextbenchError:
         return None
     ok = (src_cfg.get("algo") == "mle" and src_cfg.get("profile") == "paper" and not src_cfg.get("overrides")
           and src_cfg.get("seed") == config.get("seed") and src_cfg.get("suite_signature") == config.get("suite_signature"))
@@ -149,7 +143,7 @@ def pretrained_from(run_path: Path | None, config: dict) -> dict | None:
         return None
     if not ok:
         return None
-    return {"algo": "mle", "profile": "paper", "seed": src_cfg.get("seed"), "run": src_dir.name}
+    return {"algo": "mle", "profile": "paper", "seed": src_cfg.get("seed"), "run": src.path.name}
 
 
 def run_signature(suite: str, algo: str, profile: str, config: dict | None, path: Path | None = None) -> Signature:
@@ -196,34 +190,12 @@ def run_signature(suite: str, algo: str, profile: str, config: dict | None, path
 # ------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Run:
-    path: Path
-    suite: str
-    algo: str
-    profile: str
-    seed: int | None
-    config: dict | None = None
-    summary: dict | None = None
-    metrics: pd.DataFrame | None = None
-    errors: list[str] = field(default_factory=list)  # unreadable or inconsistent: never counted
-    incomplete: str | None = None  # why the run is not finished (if it is not)
+class Run(RunContents):
+    """A run as the reports see it: what its directory holds (:class:`RunContents`) and its signature."""
 
     @property
     def name(self) -> str:
         return f"{self.suite}/{self.algo}/{self.profile}-seed{self.seed}"
-
-    @property
-    def complete(self) -> bool:
-        return not self.errors and self.incomplete is None
-
-    @property
-    def status(self) -> str:
-        if self.errors:
-            return "error: " + "; ".join(self.errors)
-        if self.incomplete is not None:
-            return "incomplete: " + self.incomplete
-        return "complete"
 
     @property
     def settings(self) -> dict:
@@ -234,8 +206,9 @@ class Run:
     def canonical_suite(self) -> str:
         return pub.canonical_suite(self.suite)
 
-    @property
+    @functools.cached_property
     def signature(self) -> Signature:
+        """:func:`run_signature`, computed once (it may read the ``init_from`` source run)."""
         return run_signature(self.suite, self.algo, self.profile, self.config, self.path)
 
     def metric_names(self) -> list[str]:
@@ -247,79 +220,9 @@ class Run:
         return names
 
 
-def _read_json(path: Path) -> tuple[Any, str | None]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")), None
-    except FileNotFoundError:
-        return None, f"{path.name} missing"
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        return None, f"{path.name} is not valid JSON ({e})"
-
-
-def read_metrics_csv(path: Path) -> pd.DataFrame:
-    """Read a metrics.csv: numeric columns, empty cell = NaN, ``step`` an increasing integer column."""
-    try:
-        df = pd.read_csv(path)
-    except FileNotFoundError:
-        raise TextbenchError(f"{path}: file not found") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise TextbenchError(f"{path}: unreadable CSV ({type(e).__name__}: {e})".replace("\n", " ")) from None
-    if "step" not in df.columns:
-        raise TextbenchError(f"{path}: no 'step' column")
-    for c in df.columns:
-        if not pd.api.types.is_numeric_dtype(df[c]):
-            bad = pd.to_numeric(df[c], errors="coerce").isna() & df[c].notna()
-            if bad.any():
-                raise TextbenchError(f"{path}: column {c!r} has a non-numeric value {df.loc[bad, c].iloc[0]!r}")
-            df[c] = pd.to_numeric(df[c])
-        df[c] = df[c].astype(float)
-    if df["step"].isna().any() or (df["step"] != df["step"].round()).any():
-        raise TextbenchError(f"{path}: 'step' must be an integer in every row")
-    df["step"] = df["step"].astype(np.int64)
-    if not df["step"].is_monotonic_increasing or df["step"].duplicated().any():
-        raise TextbenchError(f"{path}: steps are not strictly increasing")
-    return df
-
-
 def load_run(path: Path) -> Run:
-    """Read one run directory; problems are recorded on the Run, never raised."""
-    path = Path(path)
-    m = RUN_NAME_RE.match(path.name)
-    profile, seed = (m.group("profile"), int(m.group("seed"))) if m else (path.name, None)
-    run = Run(path=path, suite=path.parent.parent.name, algo=path.parent.name, profile=profile, seed=seed)
-    if m is None:
-        run.errors.append(f"directory name {path.name!r} is not <profile>-seed<N>[-set<hash>]")
-    cfg, err = _read_json(path / "config.json")
-    if err:
-        run.errors.append(err)
-    elif not isinstance(cfg, dict):
-        run.errors.append("config.json is not a JSON object")
-    else:
-        run.config = cfg
-        for key, ours in (("suite", run.suite), ("algo", run.algo), ("profile", run.profile), ("seed", run.seed)):
-            if key not in cfg:
-                run.errors.append(f"config.json has no {key!r}")
-            elif str(cfg[key]) != str(ours):
-                run.errors.append(f"config.json says {key} = {cfg[key]!r} but the directory says {ours!r}")
-    summ, err = _read_json(path / "summary.json")
-    if err and "missing" in err:
-        run.incomplete = "no summary.json (running, killed or never finished)"
-    elif err:
-        run.errors.append(err)
-    elif not isinstance(summ, dict):
-        run.errors.append("summary.json is not a JSON object")
-    else:
-        run.summary = summ
-        if summ.get("complete") is not True:
-            run.incomplete = f"summary.json complete = {summ.get('complete')!r} (at step {summ.get('steps')})"
-    if (path / "metrics.csv").is_file():
-        try:
-            run.metrics = read_metrics_csv(path / "metrics.csv")
-        except TextbenchError as e:
-            run.errors.append(str(e).replace(str(path) + "/", ""))
-    elif run.incomplete is None:
-        run.errors.append("metrics.csv missing")
-    return run
+    """Read one run directory (:meth:`RunDir.inspect`); problems are recorded on the Run, never raised."""
+    return Run(**vars(RunDir(path).inspect()))
 
 
 def load_runs(runs_dir: str | os.PathLike = DEFAULT_RUNS, suite: str | None = None) -> list[Run]:
@@ -799,7 +702,7 @@ def _build_table(spec: TableSpec, agg: pd.DataFrame, runs: Sequence[Run], suites
                 r = _rel(d, out_dir)
                 seed = RUN_NAME_RE.match(Path(d).name)
                 label = f"seed {seed.group('seed')}" if seed else Path(d).name
-                links.append(f"[{label}]({r}/) ([config]({r}/config.json))")
+                links.append(f"[{label}]({r}/) ([config]({r}/{RunDir.CONFIG}))")
             md += [fmt_mean_std(wm, ws, wn, n_runs, 0), fmt_num(sm, 0), ", ".join(links) or "—"]
             frame_rows.append(rec)
             md_rows.append((g is None or g["profile"] == "paper", md))
@@ -877,7 +780,7 @@ def _runs_table(runs: Sequence[Run], out_dir: Path) -> LeaderboardTable:
         md_rows.append([rec["suite"], rec["algo"], rec["profile"], rec["seed"], rec["status"],
                         fmt_num(rec["steps"], 0), fmt_num(rec["wall_s"], 0)]
                        + [fmt_num(rec[f"{k}_final"], 4 if k == "jsd" else 3) for k in present]
-                       + [f"[dir]({rel}/) ([config]({rel}/config.json))"])
+                       + [f"[dir]({rel}/) ([config]({rel}/{RunDir.CONFIG}))"])
     md = ("# All runs\n\nEvery run directory found, complete or not. Only `complete` runs are counted in the "
           "tables; `final` is the last evaluation (summary.json).\n\n"
           + (markdown_table(headers, md_rows) if md_rows else "No runs found.\n"))
