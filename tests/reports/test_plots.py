@@ -34,8 +34,8 @@ def test_all_figures_written_and_non_empty(rendered):
     root, written = rendered
     names = sorted(p.name for p in written)
     assert names == sorted([
-        "synthetic-paper-vs-step.png", "synthetic-paper-vs-wall.png", "synthetic-paper-cot-bnll-vs-jsd.png",
-        "emnlp-paper-vs-step.png", "emnlp-paper-vs-wall.png",
+        "synthetic-paper-vs-updates.png", "synthetic-paper-vs-wall.png", "synthetic-paper-cot-bnll-vs-jsd.png",
+        "emnlp-paper-vs-updates.png", "emnlp-paper-vs-wall.png",
     ])
     for p in written:
         data = p.read_bytes()
@@ -68,7 +68,7 @@ def test_cli_plot_and_leaderboard(tmp_path):
                                                       "nll_test": [5.0, 3.0, 2.5], "bleu-2": [np.nan, 0.7, 0.78]})
     res = CliRunner().invoke(plot_cmd, ["--runs", str(runs_dir), "--out", str(tmp_path / "plots"), "--suite", "emnlp"])
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "plots" / "emnlp-paper-vs-step.png").stat().st_size > 0
+    assert (tmp_path / "plots" / "emnlp-paper-vs-updates.png").stat().st_size > 0
     res = CliRunner().invoke(leaderboard_cmd, ["--runs", str(runs_dir), "--out", str(tmp_path / "lb"), "--format", "md"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "lb" / "table2.md").is_file() and not (tmp_path / "lb" / "table2.csv").exists()

@@ -58,7 +58,7 @@ from ..errors import TextbenchError
 from ..models.discriminator import SEQGAN_FILTERS, CNNDiscriminator
 from ..models.rollout import rollout_rewards, sequence_reward
 from ..registry import ALGORITHMS
-from .base import BatchCycler, clip_and_step
+from .base import PROGRESS_MEASURES, Algorithm, BatchCycler, clip_and_step, progress_at
 from .phases import D_DEFAULTS, D_HELP, D_SPECS, D_STEPS_DEFAULTS, D_STEPS_HELP, D_STEPS_SPECS, SCHEDULE_DEFAULTS, SCHEDULE_HELP, SCHEDULE_SPECS, PhasedAlgorithm
 
 # -- settings (the shared schedule and D ones: phases.py) -------------------------------------------
@@ -190,8 +190,37 @@ class LSTMGAN(PhasedAlgorithm):
                     covered_d = True
                 except (RuntimeError, KeyError, ValueError):
                     covered_d = False  # a different discriminator: pre-train ours
-        self.init_info = {"source": str(path), "source_algo": src_algo, "source_step": step, "loaded_d": covered_d}
+        self.init_info = {"source": str(path), "source_algo": src_algo, "source_step": step, "loaded_d": covered_d,
+                          "progress": self._source_progress(cfg, step)}
         return True, covered_d
+
+    @staticmethod
+    def _source_progress(cfg: dict | None, step: int | None) -> list[int] | None:
+        """(generator updates, real sequences) of the source run at the loaded step: from its stored
+        ``progress``, else — runs made before it was stored — one update per minibatch step for algorithms
+        with the default cost (MLE, CoT); None when unknown."""
+        if cfg is None:
+            return None
+        if step is None:
+            step = int(cfg["settings"]["steps"])
+        if isinstance(cfg.get("progress"), dict):
+            at = progress_at(cfg["progress"], [step])
+            return [at[m][0] for m in PROGRESS_MEASURES]
+        src_cls = ALGORITHMS.get(cfg["algo"]) if cfg.get("algo") in ALGORITHMS else None
+        if src_cls is not None and src_cls.step_cost is Algorithm.step_cost:
+            return [step, step * int(cfg["settings"]["batch_size"])]
+        return None
+
+    def progress_offset(self) -> tuple[int, int]:
+        known = self.init_info.get("progress")
+        return (int(known[0]), int(known[1])) if known else (0, 0)
+
+    def progress(self):
+        out = super().progress()
+        if self.init_info:
+            out["init_from"] = {k: self.init_info[k] for k in ("source", "source_algo", "source_step", "loaded_d")}
+            out["offset_known"] = self.init_info.get("progress") is not None
+        return out
 
     # -- MLE ---------------------------------------------------------------------------------------
     def mle_update(self, x: torch.Tensor) -> dict[str, float]:

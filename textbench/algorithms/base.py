@@ -54,6 +54,32 @@ class Algorithm:
     def generator(self) -> nn.Module:
         return self.modules()["generator"]
 
+    # -- unit of progress --------------------------------------------------------------------------
+    #: what one engine step is, in the algorithm's own words (an MLE minibatch, a CoT iteration, a GAN epoch)
+    unit: ClassVar[str] = "step"
+
+    def step_cost(self, step: int) -> tuple[int, int]:
+        """What engine step ``step`` costs in comparable terms: (generator updates — Adam steps of G —, real
+        training sequences used by any model, repeats counted). Default: one G update on one minibatch."""
+        return 1, int(self.settings["batch_size"])
+
+    def progress_offset(self) -> tuple[int, int]:
+        """(generator updates, real sequences) behind the generator before step 1 (``init_from``: its source's)."""
+        return 0, 0
+
+    def progress(self) -> dict[str, Any]:
+        """The run's unit of progress, stored in config.json (``progress_at`` reads it): ``unit``; ``segments``
+        = [first step, last step, generator updates per step, real sequences per step], consecutive steps of
+        equal cost merged; ``offset`` = ``progress_offset()``."""
+        segments: list[list[int]] = []
+        for step in range(1, int(self.settings["steps"]) + 1):
+            g, real = self.step_cost(step)
+            if segments and segments[-1][2:] == [g, real]:
+                segments[-1][1] = step
+            else:
+                segments.append([step, step, int(g), int(real)])
+        return {"unit": self.unit, "measures": list(PROGRESS_MEASURES), "segments": segments, "offset": list(self.progress_offset())}
+
     # -- helpers shared by algorithms ------------------------------------------------------------
     def make_lstm(self, emb: int, hidden: int, dropout: float = 0.0) -> LSTMLM:
         return LSTMLM(
@@ -64,6 +90,29 @@ class Algorithm:
         """The SeqGAN/CoT generator: emb/hidden from settings, every tensor ~ N(0, init_std²)."""
         s = self.settings
         return self.make_lstm(s["g_emb"], s["g_hidden"]).init_normal_(s["g_init_std"], self.rng)
+
+
+#: the comparable measures of training progress, in the order of ``progress()``'s segments and ``progress_at``
+PROGRESS_MEASURES = ("generator_updates", "real_sequences")
+
+
+def progress_at(progress: dict[str, Any], steps) -> dict[str, list[int]]:
+    """Cumulative generator updates and real sequences after each engine step of ``steps`` (0 = before
+    step 1: the offset), from a run's stored ``progress`` (``Algorithm.progress``)."""
+    offset = progress.get("offset") or [0, 0]
+    out: dict[str, list[int]] = {m: [] for m in PROGRESS_MEASURES}
+    for step in steps:
+        step = int(step)
+        totals = [int(offset[0]), int(offset[1])]
+        for first, last, g, real in progress["segments"]:
+            if step < first:
+                break
+            n = min(step, last) - first + 1
+            totals[0] += n * int(g)
+            totals[1] += n * int(real)
+        for m, v in zip(PROGRESS_MEASURES, totals):
+            out[m].append(v)
+    return out
 
 
 GENERATOR_DEFAULTS: dict[str, Any] = {"g_emb": 32, "g_hidden": 32, "g_init_std": 0.1}

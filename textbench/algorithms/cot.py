@@ -69,6 +69,7 @@ _MM_DTYPE = {"fp32": None, "bf16": torch.bfloat16}
 @register_algorithm("cot", "Cooperative Training: generator minimises JSD through a mediator trained on ½(P+G)")
 class CoT(Algorithm):
     name = "cot"
+    unit = "iteration"  # one G update on 64 own samples + one mediator update on 64 real + 64 generated
     defaults = {
         **GENERATOR_DEFAULTS,
         "g_lr": 1e-3,

@@ -170,6 +170,15 @@ class GCN(LSTMGAN):
             logs["d_loss"] = sum(d_losses) / len(d_losses)
         return logs
 
+    def phase_cost(self, phase):
+        """A GCN adversarial epoch: ``adv_g_steps`` iterations of ``gcn_d_steps`` D minibatches (B real each)
+        and ``gcn_g_steps`` generator updates."""
+        s = self.settings
+        if phase == "adversarial":
+            n = int(s["adv_g_steps"])
+            return n * int(s["gcn_g_steps"]), n * int(s["gcn_d_steps"]) * int(s["batch_size"])
+        return super().phase_cost(phase)
+
     def adversarial_step(self, index):
         """``adv_g_steps`` GCN iterations (each with its own D updates: no D calls)."""
         return mean_logs(self.iteration, int(self.settings["adv_g_steps"]))

@@ -220,6 +220,12 @@ class LeakGAN(PhasedAlgorithm):
             ("d_block", 1 if int(s["leak_inter_d_calls"]) > 0 else 0),
         )
 
+    def phase_cost(self, phase):
+        """The outer epoch's D block: ``leak_inter_d_calls`` D calls; a G update steps worker and manager."""
+        if phase == "d_block":
+            return 0, int(self.settings["leak_inter_d_calls"]) * self.d_call_real()
+        return super().phase_cost(phase)
+
     def train_step(self, step):
         if self.phase(step) == "d_block":
             return self.d_calls(int(self.settings["leak_inter_d_calls"]))

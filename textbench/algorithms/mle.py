@@ -24,6 +24,7 @@ def nll_loss(model, x: torch.Tensor) -> torch.Tensor:
 @register_algorithm("mle", "maximum likelihood (teacher forcing), Adam 0.01, clip 5 (SeqGAN/Texygen pre-training)")
 class MLE(Algorithm):
     name = "mle"
+    unit = "minibatch"
     defaults = {
         **GENERATOR_DEFAULTS,
         "g_lr": 0.01,

@@ -297,6 +297,30 @@ class PhasedAlgorithm(Algorithm):
         losses = [self.d_call() for _ in range(n)]
         return {"d_loss": sum(losses) / len(losses)} if losses else {}
 
+    # -- unit of progress -------------------------------------------------------------------------
+    unit = "epoch"  # of its phase: an MLE epoch, a D call, an adversarial epoch (module docstring)
+
+    def step_cost(self, step: int) -> tuple[int, int]:
+        return self.phase_cost(self.phase(step))
+
+    def d_call_real(self) -> int:
+        """Real sequences one D call uses: n = min(``d_samples``, N_train), ``d_epochs`` times."""
+        s = self.settings
+        return min(int(s["d_samples"]), self.suite.train.shape[0]) * int(s["d_epochs"])
+
+    def phase_cost(self, phase: str) -> tuple[int, int]:
+        """(generator updates, real sequences) of one step of ``phase``: an MLE epoch = one update per
+        minibatch; a D call = none; an adversarial epoch = ``adv_g_steps`` updates + ``d_steps`` D calls."""
+        s, b = self.settings, int(self.settings["batch_size"])
+        if phase == "mle":
+            n = int(s["mle_batches"]) or self.batches.num_batches
+            return n, n * b
+        if phase == "d_pretrain":
+            return 0, self.d_call_real()
+        if phase == "adversarial":
+            return int(s["adv_g_steps"]), int(s["d_steps"]) * self.d_call_real()
+        raise TextbenchError(f"{self.name}: no cost for phase {phase!r}")
+
     # -- engine contract ---------------------------------------------------------------------------
     def extra_state(self):
         return {"batches": self.batches.state_dict(), "phases": {"p_end": self.p_end, "d_end": self.d_end}}

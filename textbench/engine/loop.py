@@ -233,6 +233,8 @@ def _train_locked(run: Run, rd: RunDir, settings: dict, resuming: bool, progress
         d.mkdir(parents=True, exist_ok=True)
         cfg = rundir.make_config(run.algo, run.suite, run.profile, run.seed, settings, run.overrides, suite.signature())
         cfg["segments"] = []
+    if "progress" not in cfg:  # the comparable cost of each step (runs begun before it was stored get it on resume)
+        cfg["progress"] = algorithm.progress()
     # one segment per process that trained this run; a killed one got as far as the checkpoint resumed from
     segments = [s for s in cfg.get("segments", []) if s.get("start_step", 0) <= start]
     for s in segments:

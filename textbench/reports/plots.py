@@ -2,8 +2,11 @@
 
 For every suite and profile with complete runs, under ``results/plots/``:
 
-- ``<suite>-<profile>-vs-step.png``: NLL_oracle, NLL_test and exact JSD (text suites: NLL_test, BLEU-2,
-  BLEU-5) against the training step, all algorithms on shared axes (the CoT paper's Figure 2 / 3a): mean over
+- ``<suite>-<profile>-vs-updates.png``: NLL_oracle, NLL_test and CoT's JSD estimator (text suites: NLL_test,
+  BLEU-2, BLEU-5) against cumulative generator updates — the comparable unit of progress (an MLE minibatch, a CoT
+  iteration and a GAN epoch are different amounts of work; each algorithm's own unit is in the legend; an
+  ``init_from`` run starts at its pre-training's updates) — all algorithms on shared axes (the CoT paper's
+  Figure 2 / 3a), in-progress runs dashed, as far as they got; one line per setting (signature): mean over
   seeds as a line, min–max over seeds as a band; dotted horizontal lines mark the paper's final values
   and crosses the CoT README's early values (``paper`` profile on the SeqGAN oracle only), grey dashes the
   bounds (SeqGAN oracle entropy rate 5.755 nats/token for NLL_test, ln 2 for the JSD);
@@ -17,6 +20,7 @@ The x axis is logarithmic (symlog, so step 0 stays visible) when the values span
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Sequence
@@ -28,7 +32,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator
 
 from ..errors import TextbenchError
+from ..metrics import catalogue
 from . import published as pub
+from ..algorithms.base import progress_at
 from .leaderboard import Run, load_runs
 
 DEFAULT_OUT = Path("results/plots")
@@ -37,23 +43,14 @@ DEFAULT_OUT = Path("results/plots")
 # panel; CoT's estimator (the paper's Figure 3 quantity) moves, so it is the third panel
 SYNTHETIC_PANELS = ["nll_oracle", "nll_test", "cot_jsd"]
 TEXT_PANELS = ["nll_test", "bleu-2", "bleu-5"]
-LABELS = {
-    "nll_oracle": "NLL_oracle (nats/token)",
-    "nll_test": "NLL_test (nats/token)",
-    "jsd": "exact JSD (nats)",
-    "cot_jsd": "CoT-estimator JSD (nats/sequence)",
-    "bnll": "mediator balanced NLL (nats/token)",
-}
 STEP_LABEL = "training step"
+UPDATES_LABEL = "generator updates (Adam steps of G, incl. pre-training)"
 WALL_LABEL = "wall-clock time since the start of training (s)"
 
 
 def _label(metric: str) -> str:
-    if metric in LABELS:
-        return LABELS[metric]
-    if metric.startswith("bleu-"):
-        return f"BLEU-{metric.split('-')[1]} (0–1, higher is better)"
-    return metric
+    """The metric's axis label from the metric catalogue; a column outside it by its name."""
+    return catalogue.axis_label(metric)
 
 
 #: one colour per algorithm, the same in every plot
@@ -68,22 +65,46 @@ def algo_color(algo: str) -> str:
     return f"#{0x40 + sum(map(ord, algo)) % 0x80:02x}" * 3
 
 
+@functools.lru_cache(maxsize=None)
+def _built_progress(path: str) -> dict | None:
+    from ..engine.loop import build
+    from ..engine.rundir import RunDir
+
+    try:
+        cfg = RunDir(path).read_config()
+        return build(cfg["algo"], cfg["suite"], cfg["settings"], cfg["seed"])[1].progress()
+    except Exception:  # noqa: BLE001 - no data folder, a moved init_from source: the run cannot be placed
+        return None
+
+
+def run_progress(run: Run) -> dict | None:
+    """The run's unit of progress (``Algorithm.progress``): stored in config.json, or — runs made before it was
+    stored — recomputed from its settings (needs the data folder); None when neither works."""
+    stored = (run.config or {}).get("progress")
+    return stored if isinstance(stored, dict) else _built_progress(str(run.path))
+
+
 def seed_curves(runs: Sequence[Run], metric: str) -> pd.DataFrame:
-    """Per step over the runs' seeds: mean, std, min, max, n of ``metric`` and the mean ``wall_s``."""
+    """Per step over the runs' seeds: mean, std, min, max, n of ``metric``, the mean ``wall_s`` and the mean
+    cumulative ``generator_updates`` (NaN where a run's progress is unknown)."""
     frames = []
     for r in runs:
         if r.metrics is None or metric not in r.metrics.columns:
             continue
         cols = ["step", metric] + (["wall_s"] if "wall_s" in r.metrics.columns else [])
-        frames.append(r.metrics[cols].dropna(subset=[metric]).assign(seed=r.seed))
+        f = r.metrics[cols].dropna(subset=[metric]).assign(seed=r.seed)
+        prog = run_progress(r)
+        f["generator_updates"] = progress_at(prog, f["step"])["generator_updates"] if prog else np.nan
+        frames.append(f)
     if not frames:
-        return pd.DataFrame(columns=["step", "mean", "std", "min", "max", "n", "wall_s"])
+        return pd.DataFrame(columns=["step", "mean", "std", "min", "max", "n", "wall_s", "generator_updates"])
     long = pd.concat(frames, ignore_index=True)
     if "wall_s" not in long.columns:
         long["wall_s"] = np.nan
     g = long.groupby("step")
     out = g[metric].agg(["mean", "std", "min", "max", "count"]).rename(columns={"count": "n"})
     out["wall_s"] = g["wall_s"].mean()
+    out["generator_updates"] = g["generator_updates"].mean()
     return out.reset_index()
 
 
@@ -120,12 +141,37 @@ def _save(fig: Figure, path: Path, dpi: int = DPI) -> Path:
     return path
 
 
-def plot_curves(runs: Sequence[Run], suite: str, profile: str, out_dir: str | os.PathLike, x: str = "step",
+def _groups(runs: Sequence[Run]) -> dict[tuple[str, str], list[Run]]:
+    """Runs by (algorithm, signature): only runs of one setting are averaged together."""
+    out: dict[tuple[str, str], list[Run]] = {}
+    for r in sorted(runs, key=lambda r: (pub.algo_sort_key(r.algo), r.signature.setting, r.seed or 0)):
+        out.setdefault((r.algo, r.signature.key), []).append(r)
+    return out
+
+
+def _group_label(rs: Sequence[Run], unit: str | None) -> str:
+    r = rs[0]
+    n = len(rs)
+    label = f"{r.algo}{' · ' + r.signature.setting if r.signature.setting else ''} ({n} seed{'s' if n != 1 else ''}"
+    label += f"; one step = one {unit})" if unit else ")"
+    unfinished = [x for x in rs if not x.complete]
+    if unfinished:
+        last = max(int(x.metrics["step"].max()) for x in unfinished if x.metrics is not None and len(x.metrics))
+        label += f" — in progress, step {last:,} of {int(r.settings.get('steps', 0)):,}"
+    return label
+
+
+def plot_curves(runs: Sequence[Run], suite: str, profile: str, out_dir: str | os.PathLike, x: str = "updates",
                 dpi: int = DPI) -> Path | None:
-    """One PNG with a panel per metric, every algorithm of ``suite``/``profile`` on shared axes."""
-    if x not in ("step", "wall"):
-        raise TextbenchError(f"x must be 'step' or 'wall', not {x!r}")
-    runs = [r for r in runs if r.complete and r.suite == suite and r.profile == profile]
+    """One PNG with a panel per metric, every algorithm of ``suite``/``profile`` on shared axes.
+
+    ``x = "updates"``: the comparable axis, cumulative generator updates (Adam steps of G, counting an
+    ``init_from`` run's pre-training; each algorithm's own unit is in the legend); ``"wall"``: wall-clock
+    seconds. In-progress runs are drawn as far as they got and say so in the legend."""
+    if x not in ("updates", "wall"):
+        raise TextbenchError(f"x must be 'updates' or 'wall', not {x!r}")
+    runs = [r for r in runs if not r.errors and r.metrics is not None and len(r.metrics) and r.suite == suite
+            and r.profile == profile]
     cols = {c for r in runs for c in r.metrics.columns}
     panels = [m for m in (SYNTHETIC_PANELS if "nll_oracle" in cols else TEXT_PANELS) if m in cols]
     if not runs or not panels:
@@ -135,33 +181,38 @@ def plot_curves(runs: Sequence[Run], suite: str, profile: str, out_dir: str | os
     seqgan_oracle = canon != "synthetic" or all(
         r.settings.get("oracle", pub.PUBLISHED_ORACLE) == pub.PUBLISHED_ORACLE for r in runs)
     with_paper = profile == "paper" and seqgan_oracle
-    fig = Figure(figsize=(5.0 * len(panels), 4.4), layout="constrained")
+    fig = Figure(figsize=(5.0 * len(panels), 4.6), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False, sharex=True)[0]
-    groups = _by_algo(runs)
+    groups = _groups(runs)
     published = pub.published_numbers()
+    unplaced: list[str] = []
     for ax, metric in zip(axes, panels):
         xs_all = []
-        for algo, rs in groups.items():
+        for (algo, _key), rs in groups.items():
             c = seed_curves(rs, metric)
             if c.empty:
                 continue
-            xv = c["step"].to_numpy(float) if x == "step" else c["wall_s"].to_numpy(float)
-            if x == "wall" and np.isnan(xv).all():
+            xv = (c["generator_updates"] if x == "updates" else c["wall_s"]).to_numpy(float)
+            if np.isnan(xv).all():
+                if x == "updates" and rs[0].name not in unplaced:
+                    unplaced.append(rs[0].name)
                 continue
             xs_all.append(xv)
             color = algo_color(algo)
-            ax.plot(xv, c["mean"], color=color, lw=1.6, marker="o" if len(c) <= 12 else None, ms=3,
-                    label=f"{algo} ({len(rs)} seed{'s' if len(rs) != 1 else ''})")
+            prog = run_progress(rs[0])
+            dashed = not all(r.complete for r in rs)
+            ax.plot(xv, c["mean"], color=color, lw=1.6, ls="--" if dashed else "-", marker="o" if len(c) <= 12 else None,
+                    ms=3, label=_group_label(rs, prog["unit"] if prog else None))
             if len(rs) > 1:
                 ax.fill_between(xv, c["min"], c["max"], color=color, alpha=0.2, lw=0)
             if with_paper:
                 p = pub.lookup(canon, algo, metric, "final")
                 if p is not None:
                     ax.axhline(float(p["value"]), color=color, ls=":", lw=1.2)
-                if x == "step":
+                if x == "updates":  # early values published per iteration: one generator update each
                     pts = published
                     pts = pts[(pts["suite"] == canon) & (pts["algo"] == algo) & (pts["metric"] == metric)
-                              & (pts["stat"] == "at_step") & pts["check"]]
+                              & (pts["stat"] == "at_step") & pts["check"] & (pts["step_unit"] == "iteration")]
                     if not pts.empty:
                         ax.plot(pts["step"].astype(float), pts["value"], ls="none", marker="x", ms=7, mew=1.5,
                                 color=color, label=f"{algo}: {pts['source'].iloc[0].split(' (')[0]}")
@@ -172,7 +223,7 @@ def plot_curves(runs: Sequence[Run], suite: str, profile: str, out_dir: str | os
             ax.set_ylim(bottom=0)
         if xs_all:
             _set_xscale(ax, np.concatenate(xs_all))
-        ax.set_xlabel(STEP_LABEL if x == "step" else WALL_LABEL)
+        ax.set_xlabel(UPDATES_LABEL if x == "updates" else WALL_LABEL)
         ax.set_ylabel(_label(metric))
         ax.set_title(_label(metric).split(" (")[0])
         ax.grid(True, alpha=0.3)
@@ -182,15 +233,19 @@ def plot_curves(runs: Sequence[Run], suite: str, profile: str, out_dir: str | os
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    if with_paper and any(pub.lookup(canon, a, m, "final") is not None for a in groups for m in panels):
+    if with_paper and any(pub.lookup(canon, a, m, "final") is not None for a, _ in groups for m in panels):
         from matplotlib.lines import Line2D
 
         handles.append(Line2D([], [], color="0.2", ls=":", lw=1.2))
         labels.append("paper's final value (colour of the algorithm)")
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(4, len(labels)), fontsize=8, frameon=False)
-    against = "training step" if x == "step" else "wall-clock time"
-    fig.suptitle(f"Suite '{suite}', profile '{profile}': metrics against {against} "
-                 "(line = mean over seeds, band = min–max)", fontsize=11)
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(2, len(labels)), fontsize=8, frameon=False)
+    against = "generator updates" if x == "updates" else "wall-clock time"
+    seeds = sorted({len(rs) for rs in groups.values()})
+    title = (f"Suite '{suite}', profile '{profile}': metrics against {against} (line = mean over seeds, band = min–max; "
+             f"{'/'.join(map(str, seeds))} seed(s) per row; dashed = in progress)")
+    if unplaced:
+        title += f"\nnot drawn (no record of their progress): {', '.join(unplaced)}"
+    fig.suptitle(title, fontsize=10)
     return _save(fig, Path(out_dir) / f"{suite}-{profile}-vs-{x}.png", dpi)
 
 
@@ -217,8 +272,8 @@ def plot_bnll_vs_jsd(runs: Sequence[Run], suite: str, profile: str, out_dir: str
     steps = np.concatenate(xs) if xs else np.array([])
     _set_xscale(ax1, steps)
     ax1.set_xlabel(STEP_LABEL)
-    ax1.set_ylabel(LABELS["bnll"])
-    ax1r.set_ylabel(LABELS["jsd"])
+    ax1.set_ylabel(_label("bnll"))
+    ax1r.set_ylabel(_label("jsd"))
     ax1.set_title("balanced NLL and exact JSD during training")
     h1, l1 = ax1.get_legend_handles_labels()
     h2, l2 = ax1r.get_legend_handles_labels()
@@ -237,8 +292,8 @@ def plot_bnll_vs_jsd(runs: Sequence[Run], suite: str, profile: str, out_dir: str
                          linewidths=0.8, label=f"{algo} ({dd['seed'].nunique()} seeds)")
     if sc is not None:
         fig.colorbar(sc, ax=ax2, label=STEP_LABEL)
-    ax2.set_xlabel(LABELS["jsd"])
-    ax2.set_ylabel(LABELS["bnll"])
+    ax2.set_xlabel(_label("jsd"))
+    ax2.set_ylabel(_label("bnll"))
     ax2.set_title("balanced NLL against exact JSD (each evaluation)")
     ax2.legend(fontsize=8)
     ax2.grid(True, alpha=0.3)
@@ -257,8 +312,8 @@ def plot_all(runs_dir: str | os.PathLike = "results/runs", out_dir: str | os.Pat
         raise TextbenchError(f"no complete runs under {runs_dir}" + (f" for suite {suite!r}" if suite else ""))
     written: list[Path] = []
     for s, p in sorted({(r.suite, r.profile) for r in done}):
-        for fn in (lambda: plot_curves(done, s, p, out_dir, "step", dpi),
-                   lambda: plot_curves(done, s, p, out_dir, "wall", dpi),
+        for fn in (lambda: plot_curves(runs, s, p, out_dir, "updates", dpi),
+                   lambda: plot_curves(runs, s, p, out_dir, "wall", dpi),
                    lambda: plot_bnll_vs_jsd(done, s, p, out_dir, dpi)):
             path = fn()
             if path is not None:
