@@ -142,3 +142,14 @@ def test_sweep_temperature_command(tiny, tmp_path):
     assert (tmp_path / "qd.png").stat().st_size > 5000
     bad = CliRunner().invoke(main, ["sweep-temperature", *dirs[:2], "--temperatures", "0:1:0.5"])
     assert bad.exit_code != 0 and "temperature" in bad.output
+
+
+def test_plot_draws_the_committed_sweeps_beside_the_runs(tiny, tmp_path):
+    from textbench.reports.plots import plot_all
+
+    runs = tmp_path / "results" / "runs"
+    d = runs / "synthetic" / "mle" / "quick-seed0"
+    train(Run("mle", "synthetic", "quick", 0, tiny, d), progress=False, log=lambda _m: None)
+    write_sweep(tmp_path / "results" / "sweeps" / "temperature", d, sweep(d, [0.8, 1.0], 32), seed=0, n=32)
+    written = plot_all(runs, tmp_path / "plots")
+    assert tmp_path / "plots" / "synthetic-quick-temperature.png" in written

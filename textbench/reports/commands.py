@@ -44,7 +44,7 @@ def leaderboard_cmd(runs_dir: Path, suite: str | None, fmt: str, out_dir: Path) 
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=PLOTS_OUT,
               show_default=True, help="Output directory for the PNG files.")
 def plot_cmd(runs_dir: Path, suite: str | None, out_dir: Path) -> None:
-    """Training curves (NLL_oracle, NLL_test, JSD against step and wall time; CoT BNLL vs JSD) as PNGs."""
+    """Training curves (against generator updates and wall time; CoT BNLL vs JSD) and temperature sweeps as PNGs."""
     from .plots import plot_all
 
     for p in plot_all(runs_dir, out_dir, suite):

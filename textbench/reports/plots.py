@@ -318,4 +318,16 @@ def plot_all(runs_dir: str | os.PathLike = "results/runs", out_dir: str | os.Pat
             path = fn()
             if path is not None:
                 written.append(path)
+    written += plot_temperature_sweeps(Path(runs_dir).parent / "sweeps" / "temperature", out_dir, suite)
     return written
+
+
+def plot_temperature_sweeps(sweeps_dir: Path, out_dir: str | os.PathLike, suite: str | None = None) -> list[Path]:
+    """``<suite>-<profile>-temperature.png``: the quality–diversity curves of every swept run (``sweep-temperature``)."""
+    from .temperature import load_sweeps, plot_sweeps
+
+    if not Path(sweeps_dir).is_dir():
+        return []
+    sweeps = load_sweeps(sweeps_dir, suite)
+    return [plot_sweeps([w for w in sweeps if (w.meta["suite"], w.meta["profile"]) == key], Path(out_dir) / f"{key[0]}-{key[1]}-temperature.png")
+            for key in sorted({(w.meta["suite"], w.meta["profile"]) for w in sweeps})]
