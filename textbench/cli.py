@@ -100,7 +100,8 @@ def run(algo, suite, profile, seed, overrides, oracle, run_dir, results_root, re
 @main.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def list_(as_json):
-    """Every algorithm, suite, metric and profile, with a one-line description."""
+    """Every algorithm, suite, metric (with its unit and direction) and profile, with a one-line description."""
+    from .metrics.catalogue import CATALOGUE
     from .registry import ALGORITHMS, METRICS, PROFILES, SUITES
 
     table = {
@@ -112,9 +113,14 @@ def list_(as_json):
         return
     for kind, entries in table.items():
         click.echo(f"{kind}:")
-        width = max(map(len, entries), default=0)
-        for name, desc in entries.items():
-            click.echo(f"  {name:<{width}}  {desc}")
+        rows = [[name, desc] for name, desc in entries.items()]
+        if kind == "metrics":  # the catalogue's column name (bleu-n), unit and direction
+            infos = {name: CATALOGUE.get(name) for name in entries}
+            rows = [[i.name, i.unit_text, i.direction_text, i.description] if i else [n, "", "", entries[n]]
+                    for n, i in infos.items()]
+        widths = [max((len(r[c]) for r in rows), default=0) for c in range(len(rows[0]) - 1)] if rows else []
+        for r in rows:
+            click.echo("  " + "".join(f"{v:<{w}}  " for v, w in zip(r, widths)) + r[-1])
 
 
 @main.command()

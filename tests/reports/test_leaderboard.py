@@ -18,8 +18,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # lets the sibling test modules import this one
 
 from textbench.errors import TextbenchError  # noqa: E402
+from textbench.metrics import catalogue  # noqa: E402
 from textbench.reports import leaderboard as lb  # noqa: E402
-from textbench.reports import published as pub  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------
 # Fixture: fabricated run directories
@@ -36,9 +36,9 @@ def summarize(df: pd.DataFrame, complete: bool = True) -> dict:
         if s.empty:
             continue
         final[c] = float(s.iloc[-1])
-        d = pub.metric_direction(c)
+        d = catalogue.direction(c)
         if d is not None:
-            st = s.idxmin() if d == "min" else s.idxmax()
+            st = s.idxmin() if d == "lower" else s.idxmax()
             best[c], best_step[c] = float(s.loc[st]), int(st)
     return {"final": final, "best": best, "best_step": best_step, "steps": int(df["step"].iloc[-1]),
             "wall_s": float(df["wall_s"].iloc[-1]), "complete": complete}

@@ -44,12 +44,10 @@ import textbench
 
 from ..errors import TextbenchError
 from ..io import atomic_torch_save, atomic_write_json, atomic_write_text, read_json, safe_torch_load
+from ..metrics.catalogue import metric
 
 if TYPE_CHECKING:  # pandas, numpy and torch are imported where used: the CLI imports this module at start-up
     import pandas as pd
-
-LOWER_IS_BETTER = {"nll_oracle", "nll_test", "jsd", "cot_jsd", "bnll"}
-HIGHER_IS_BETTER = {f"bleu-{n}" for n in range(2, 6)}
 
 CONFIG_KEYS = ("algo", "suite", "profile", "seed", "settings")
 #: a run directory's name: <profile>-seed<N>, with -set<8 hex> when the run has --set overrides (:func:`default_run_dir`)
@@ -479,16 +477,17 @@ def read_metrics_frame(path: str | Path) -> pd.DataFrame:
 
 
 def summarize(rows: list[dict[str, float]], steps: int, wall_s: float, complete: bool, extra: dict | None = None) -> dict:
-    """A run's summary.json: final and best (with its step) of every metric, steps, wall time, completeness."""
+    """A run's summary.json: final and best (with its step) of every metric, steps, wall time, completeness.
+
+    Best: by the metric's catalogue direction (metrics/catalogue.py); none for a metric without one (Self-BLEU,
+    RS-BLEU, standard errors) or a logged loss."""
     final, best, best_step = {}, {}, {}
     for row in rows:
         for k, v in row.items():
             if k in ("step",) or is_timing_column(k):
                 continue
             final[k] = v
-            better = (k in LOWER_IS_BETTER and (k not in best or v < best[k])) or (
-                k in HIGHER_IS_BETTER and (k not in best or v > best[k])
-            )
-            if better:
+            info = metric(k)
+            if info is not None and info.direction is not None and (k not in best or info.better(v, best[k])):
                 best[k], best_step[k] = v, row["step"]
     return {"final": final, "best": best, "best_step": best_step, "steps": steps, "wall_s": wall_s, "complete": complete, **(extra or {})}

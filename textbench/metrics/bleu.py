@@ -49,7 +49,7 @@ import math
 import os
 from bisect import bisect_left
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from itertools import chain
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -59,6 +59,7 @@ import numpy as np
 from .. import __version__
 from ..errors import TextbenchError
 from ..registry import register_metric
+from .catalogue import CATALOGUE, Score
 from .tokenize import TOKENIZER_LABELS, read_lines, tokenize_lines
 
 __all__ = [
@@ -256,11 +257,7 @@ class ReferenceIndex:
         return _score_rows(nums, lens, closest, orders, max_n)
 
 
-@register_metric(
-    "bleu",
-    "sentence BLEU-n (nltk method1 smoothing, uniform weights) averaged over hypotheses, against a reference "
-    "corpus (Texygen / TextGAN-PyTorch); names bleu-1 .. bleu-9",
-)
+@register_metric("bleu", CATALOGUE["bleu"].description)
 def bleu(
     hypotheses: Iterable[Tokens],
     references: Iterable[Tokens] | ReferenceIndex,
@@ -356,11 +353,7 @@ class SelfBleuIndex:
         return _score_rows(nums, lens, closest, orders, max_n)
 
 
-@register_metric(
-    "self-bleu",
-    "Self-BLEU-n (Texygen, leave-one-out): each sample's sentence BLEU-n against all other samples, averaged; "
-    "higher = less diverse; names self-bleu-1 .. self-bleu-9",
-)
+@register_metric("self-bleu", CATALOGUE["self-bleu"].description)
 def self_bleu(samples: Iterable[Tokens], orders: Iterable[int] = (2, 3, 4, 5)) -> dict[int, np.ndarray]:
     """Per-sample leave-one-out Self-BLEU-N: BLEU-N(s_i, S without s_i), N in ``orders`` (see module docstring).
 
@@ -370,11 +363,7 @@ def self_bleu(samples: Iterable[Tokens], orders: Iterable[int] = (2, 3, 4, 5)) -
     return SelfBleuIndex(samples, max(orders)).score(orders)
 
 
-@register_metric(
-    "rs-bleu",
-    "relative Self-BLEU-n = Self-BLEU-n(samples) / Self-BLEU-n(test sentences, same number of sentences); "
-    "1 = as diverse as real text; names rs-bleu-1 .. rs-bleu-9",
-)
+@register_metric("rs-bleu", CATALOGUE["rs-bleu"].description)
 def rs_bleu(samples: Iterable[Tokens], test: Iterable[Tokens], orders: Iterable[int] = (2, 3, 4, 5)) -> dict[int, float]:
     """RS-BLEU-N = mean Self-BLEU-N of ``samples`` / mean Self-BLEU-N of ``test`` for each N in ``orders``.
 
@@ -434,26 +423,6 @@ class Signature:
             sizes = f"samples:{self.n_hyps}|test:{self.n_refs}|loo:yes"
         lc = "yes" if self.lowercase else "no"
         return f"{head}|{sizes}|smooth:{self.smoothing}|tok:{tok}|lc:{lc}|proto:{self.protocol}|v:{self.version}"
-
-
-@dataclass(frozen=True)
-class Score:
-    """One metric value with its :class:`Signature`; ``per_hypothesis`` keeps the sentence scores (read-only
-    float64 array; for RS-BLEU the samples' Self-BLEU scores divided by the test Self-BLEU, whose mean is the
-    RS-BLEU); ``notes`` are human-readable remarks (e.g. skipped empty lines)."""
-
-    name: str
-    value: float
-    signature: Signature
-    per_hypothesis: np.ndarray | None = field(default=None, repr=False, compare=False, hash=False)
-    notes: tuple[str, ...] = ()
-
-    def __str__(self) -> str:
-        return f"{self.name} = {self.value:.4f}  ({self.signature})"
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "value": self.value, "signature": self.signature.as_dict(),
-                "signature_str": str(self.signature), "notes": list(self.notes)}
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -549,7 +518,8 @@ def score_corpora(
         per = index.score(hyp_toks, bleu_orders)
         for n in bleu_orders:
             sig = Signature("bleu", n, references_name, len(ref_lines), len(hyp_lines), samples_name, **common)
-            out[f"bleu-{n}"] = Score(f"bleu-{n}", _mean(per[n]), sig, _readonly(per[n]), notes)
+            out[f"bleu-{n}"] = Score(f"bleu-{n}", _mean(per[n]), signature=sig, per_hypothesis=_readonly(per[n]),
+                                     notes=notes)
 
     if self_orders:
         if k < 2:
@@ -557,7 +527,8 @@ def score_corpora(
         per_s = SelfBleuIndex(hyp_toks[:k], max(self_orders)).score(self_orders)
         for n in sorted({n for kk, n in parsed if kk == "self-bleu"}):
             sig = Signature("self-bleu", n, samples_name, k - 1, k, samples_name, **common)
-            out[f"self-bleu-{n}"] = Score(f"self-bleu-{n}", _mean(per_s[n]), sig, _readonly(per_s[n]), notes)
+            out[f"self-bleu-{n}"] = Score(f"self-bleu-{n}", _mean(per_s[n]), signature=sig, per_hypothesis=_readonly(per_s[n]),
+                                           notes=notes)
         rs_orders = sorted({n for kk, n in parsed if kk == "rs-bleu"})
         if rs_orders:
             # Denominator: Self-BLEU of the first k' test sentences, k' = the same number as the samples (capped by
@@ -575,7 +546,8 @@ def score_corpora(
                 sig = Signature("rs-bleu", n, references_name, kt, k, samples_name, **common)
                 rs_notes = notes if den else notes + (f"rs-bleu-{n}: test Self-BLEU is 0, ratio undefined (NaN)",)
                 per = per_s[n] / den if den else np.full(len(per_s[n]), np.nan)
-                out[f"rs-bleu-{n}"] = Score(f"rs-bleu-{n}", _ratio(_mean(per_s[n]), den), sig, _readonly(per), rs_notes)
+                out[f"rs-bleu-{n}"] = Score(f"rs-bleu-{n}", _ratio(_mean(per_s[n]), den), signature=sig,
+                                         per_hypothesis=_readonly(per), notes=rs_notes)
     return {m: out[f"{k}-{n}"] for m, (k, n) in zip(metrics, parsed)}
 
 

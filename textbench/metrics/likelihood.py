@@ -1,34 +1,19 @@
 """Likelihood metrics of the synthetic Turing test (protocol §2.1–2.4), as pure functions.
 
 Each takes per-token log-probabilities (nats) of observed tokens, shape [N, L] (float64 recommended),
-and returns a ``Score``: the value, its Monte-Carlo standard error where it has one, and a signature.
+and returns a ``Score`` (metrics/catalogue.py): the value, its Monte-Carlo standard error where it has one,
+and a signature.
 Computing the log-probabilities (batched, teacher-forced) is ``token_log_probs``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
 from ..registry import register_metric
-
-LN2 = math.log(2.0)
-
-
-@dataclass(frozen=True)
-class Score:
-    name: str
-    value: float
-    se: float | None = None
-    signature: dict[str, Any] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        se = f" ± {self.se:.4f}" if self.se is not None else ""
-        sig = "|".join(f"{k}:{v}" for k, v in self.signature.items())
-        return f"{self.name} = {self.value:.4f}{se}  [{sig}]"
+from .catalogue import CATALOGUE, LN2, Score
 
 
 @torch.no_grad()
@@ -47,13 +32,13 @@ def token_log_probs(model, x: torch.Tensor, batch_size: int = 1024, mask: torch.
     return lp * mask if mask is not None else lp
 
 
-@register_metric("nll_oracle", "oracle NLL of generator samples, per-token nats (protocol §2.1)")
+@register_metric("nll_oracle", CATALOGUE["nll_oracle"].description)
 def nll_oracle(oracle_lp_on_g: torch.Tensor, signature: dict | None = None) -> Score:
     """NLL_oracle = −(1/(N·L)) Σ_n Σ_t ln P(x_{n,t} | x_{n,<t}),  x_n ~ G  (SeqGAN/CoT ``target_loss``)."""
     return _mean_nll("nll_oracle", oracle_lp_on_g, signature)
 
 
-@register_metric("nll_test", "generator NLL of held-out data, per-token nats (protocol §2.2)")
+@register_metric("nll_test", CATALOGUE["nll_test"].description)
 def nll_test(g_lp_on_test: torch.Tensor, signature: dict | None = None, mask: torch.Tensor | None = None) -> Score:
     """NLL_test = −(1/(N·L)) Σ_n Σ_t ln G(x_{n,t} | x_{n,<t}),  x_n from the held-out test set."""
     return _mean_nll("nll_test", g_lp_on_test, signature, mask)
@@ -73,7 +58,7 @@ def _mean_nll(name: str, lp: torch.Tensor, signature: dict | None, mask: torch.T
     return Score(name, value, se, dict(signature or {}))
 
 
-@register_metric("jsd", "exact sequence-level JSD(P||G) in nats (≤ ln 2), Monte-Carlo over samples of P and G")
+@register_metric("jsd", CATALOGUE["jsd"].description)
 def exact_jsd(
     p_lp_on_p: torch.Tensor,
     g_lp_on_p: torch.Tensor,
@@ -96,7 +81,7 @@ def exact_jsd(
     return Score("jsd", value, se, dict(signature or {}))
 
 
-@register_metric("cot_jsd", "CoT's jsd_calculate: token-mixture divergence summed over positions (protocol §2.4)")
+@register_metric("cot_jsd", CATALOGUE["cot_jsd"].description)
 def cot_jsd(
     p_lp_on_p: torch.Tensor,
     g_lp_on_p: torch.Tensor,
@@ -118,7 +103,7 @@ def cot_jsd(
     return Score("cot_jsd", value, se, dict(signature or {}))
 
 
-@register_metric("bnll", "CoT mediator's balanced NLL: ½[NLL_M(real) + NLL_M(generated)], per token (§2.3)")
+@register_metric("bnll", CATALOGUE["bnll"].description)
 def balanced_nll(m_lp_on_real: torch.Tensor, m_lp_on_fake: torch.Tensor) -> float:
     """BNLL = ½ [ −mean_{n,t} ln M(x0_{n,t}|x0_<t) − mean_{n,t} ln M(x1_{n,t}|x1_<t) ], x0 real, x1 ~ G."""
     return -0.5 * (float(m_lp_on_real.mean()) + float(m_lp_on_fake.mean()))

@@ -45,6 +45,7 @@ import pandas as pd
 from ..engine.rundir import RUN_NAME_RE, RunContents, RunDir, is_timing_column
 from ..errors import TextbenchError
 from ..io import atomic_write_text
+from ..metrics import catalogue
 from . import published as pub
 
 DEFAULT_RUNS = Path("results/runs")
@@ -266,14 +267,14 @@ def series_final(metrics: pd.DataFrame, metric: str) -> float | None:
 
 
 def series_best(metrics: pd.DataFrame, metric: str) -> tuple[float | None, int | None]:
-    """(best value, its step) by the metric's direction; (None, None) if undefined."""
-    d = pub.metric_direction(metric)
+    """(best value, its step) by the metric's catalogue direction; (None, None) if it has none."""
+    d = catalogue.direction(metric)
     if d is None or metric not in metrics.columns:
         return None, None
     s = metrics.set_index("step")[metric].dropna()
     if s.empty:
         return None, None
-    step = s.idxmin() if d == "min" else s.idxmax()
+    step = s.idxmin() if d == "lower" else s.idxmax()
     return float(s.loc[step]), int(step)
 
 
@@ -492,12 +493,30 @@ def _rel(path: str | os.PathLike, start: Path) -> str:
 
 @dataclass(frozen=True)
 class Col:
+    """A column: ``stat`` of ``metric``, its header label, unit and decimals from the metric catalogue."""
+
     metric: str
     stat: str
-    label: str
-    unit: str
-    digits: int = 3
+    show_stat: bool = True  # the header names the stat ("NLL_test best")
     pair: bool = False  # best NLL_oracle + NLL_test (two values in one cell)
+
+    @property
+    def info(self) -> catalogue.MetricInfo:
+        return catalogue.metric("nll_oracle" if self.pair else self.metric)
+
+    @property
+    def label(self) -> str:
+        if self.pair:
+            return f"best {self.info.label} + {catalogue.metric('nll_test').label}"
+        return self.info.label + (f" {self.stat}" if self.show_stat else "")
+
+    @property
+    def unit(self) -> str:
+        return self.info.unit_note
+
+    @property
+    def digits(self) -> int:
+        return self.info.digits
 
 
 @dataclass(frozen=True)
@@ -515,12 +534,12 @@ TABLE_SPECS = (
     TableSpec(
         "table1", "Table 1 — synthetic Turing test (oracle LSTM)", "synthetic",
         (
-            Col("nll_oracle", "final", "NLL_oracle final", "nats/token"),
-            Col("nll_test", "final", "NLL_test final", "nats/token"),
-            Col("nll_test", "best", "NLL_test best", "nats/token"),
-            Col("best_sum", "best_sum", "best NLL_oracle + NLL_test", "nats/token", pair=True),
-            Col("jsd", "final", "exact JSD final", "nats, ≤ ln 2", 4),
-            Col("cot_jsd", "final", "CoT-estimator JSD final", "nats/sequence"),
+            Col("nll_oracle", "final"),
+            Col("nll_test", "final"),
+            Col("nll_test", "best"),
+            Col("best_sum", "best_sum", pair=True),
+            Col("jsd", "final"),
+            Col("cot_jsd", "final"),
         ),
         "synthetic", pub.SRC_T1,
         "NLL figures are per-token means in nats (nats/token); the exact JSD is the sequence-level Jensen–Shannon "
@@ -529,15 +548,15 @@ TABLE_SPECS = (
     ),
     TableSpec(
         "table2", "Table 2 — BLEU on the test set (text suites)", "text",
-        tuple(Col(f"bleu-{n}", "final", f"BLEU-{n}", "0–1, ↑") for n in range(2, 6)),
+        tuple(Col(f"bleu-{n}", "final", show_stat=False) for n in catalogue.ORDERS),
         "emnlp", pub.SRC_T2,
         "BLEU-n: sentence BLEU (nltk, smoothing method1, equal n-gram weights) of each generated sentence against "
         "the test set, averaged over sentences; 0–1, higher is better (protocol.md §2.5).",
     ),
     TableSpec(
         "table3", "Table 3 — RS-BLEU (diversity) and NLL_test (text suites)", "text",
-        tuple(Col(f"rs-bleu-{n}", "final", f"RS-BLEU-{n}", "ratio, good ≲ 1") for n in range(2, 6))
-        + (Col("nll_test", "final", "NLL_test", "nats/token"),),
+        tuple(Col(f"rs-bleu-{n}", "final", show_stat=False) for n in catalogue.ORDERS)
+        + (Col("nll_test", "final", show_stat=False),),
         "emnlp", pub.SRC_T3,
         "RS-BLEU-n = Self-BLEU-n of the samples / Self-BLEU-n of the test data (a ratio; good: ≤ 1 and close to 1, "
         "above 1 = less diverse than real text). NLL_test is per token, in nats (nats/token).",
@@ -771,15 +790,14 @@ def _runs_table(runs: Sequence[Run], out_dir: Path) -> LeaderboardTable:
                                         "steps", "wall_s"]
                          + [f"{k}_final" for k in keys])
     present = [k for k in keys if frame[f"{k}_final"].notna().any()]
-    units = {"nll_oracle": "nats/token", "nll_test": "nats/token", "jsd": "nats", "bleu-2": "0–1", "rs-bleu-2": "ratio"}
     headers = ["suite", "algorithm", "profile", "seed", "status", "steps", "wall (s)"] + [
-        f"{k} final ({units[k]})" for k in present] + ["run"]
+        f"{k} final ({catalogue.metric(k).unit_text})" for k in present] + ["run"]
     md_rows = []
     for rec in rows:
         rel = _rel(rec["run_dir"], out_dir)
         md_rows.append([rec["suite"], rec["algo"], rec["profile"], rec["seed"], rec["status"],
                         fmt_num(rec["steps"], 0), fmt_num(rec["wall_s"], 0)]
-                       + [fmt_num(rec[f"{k}_final"], 4 if k == "jsd" else 3) for k in present]
+                       + [fmt_num(rec[f"{k}_final"], catalogue.metric(k).digits) for k in present]
                        + [f"[dir]({rel}/) ([config]({rel}/{RunDir.CONFIG}))"])
     md = ("# All runs\n\nEvery run directory found, complete or not. Only `complete` runs are counted in the "
           "tables; `final` is the last evaluation (summary.json).\n\n"

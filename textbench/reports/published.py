@@ -14,7 +14,7 @@ that they still appear there character for character) and parsed with pandas int
 name), ``paper_name`` (as printed), ``variant`` ('' for the plain algorithm), ``metric`` (a metrics.csv
 column name), ``stat`` ('final', 'best', 'best_sum' = the component at the evaluation that minimises
 NLL_oracle + NLL_test, or 'at_step'), ``step``, ``step_unit``, ``value``, ``printed`` (the number's text
-as published), ``unit``, ``tolerance``,
+as published), ``unit`` (from metrics/catalogue.py), ``tolerance``,
 ``tolerance_reason``, ``note``, ``check`` (compared by ``textbench regress``) and ``primary`` (the value
 shown in the leaderboard beside ours when several sources give one).
 
@@ -32,6 +32,8 @@ from fnmatch import fnmatch
 from functools import lru_cache
 
 import pandas as pd
+
+from ..metrics import catalogue
 
 # ------------------------------------------------------------------------------------------------
 # Names
@@ -84,30 +86,6 @@ def canonical_suite(name: str) -> str:
 
 def algo_sort_key(algo: str) -> tuple[int, str]:
     return (ALGO_ORDER.index(algo) if algo in ALGO_ORDER else len(ALGO_ORDER), algo)
-
-
-def metric_unit(metric: str) -> str:
-    """Human-readable unit of a metrics.csv column."""
-    if metric in ("nll_oracle", "nll_test", "bnll"):
-        return "nats/token"
-    if metric in ("jsd", "jsd_se"):
-        return "nats (≤ ln 2)"
-    if metric == "cot_jsd":
-        return "nats/sequence"
-    if metric.startswith("rs-bleu"):
-        return "ratio (good: ≤ 1, close to 1)"
-    if metric.startswith(("bleu", "self-bleu")):
-        return "score in [0, 1]"
-    return ""
-
-
-def metric_direction(metric: str) -> str | None:
-    """'min' or 'max' for metrics whose 'best' is defined by the run format, else None."""
-    if metric.startswith("nll") or metric in ("jsd", "cot_jsd", "bnll"):
-        return "min"
-    if re.fullmatch(r"bleu-\d+", metric):
-        return "max"
-    return None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -232,7 +210,7 @@ def _row(**kw) -> dict:
         "step_unit": "",
         "value": None,
         "printed": "",
-        "unit": metric_unit(metric),
+        "unit": _unit(metric),
         "tolerance": tol,
         "tolerance_reason": reason,
         "note": "",
@@ -243,6 +221,11 @@ def _row(**kw) -> dict:
     if not row["printed"]:
         row["printed"] = repr(row["value"])
     return row
+
+
+def _unit(metric: str) -> str:
+    info = catalogue.metric(metric)
+    return info.unit_note if info is not None else ""
 
 
 def _table1_rows() -> list[dict]:

@@ -74,6 +74,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import TextbenchError
+from ..metrics import catalogue
 from . import published as pub
 from .leaderboard import (
     DEFAULT_RUNS,
@@ -458,7 +459,7 @@ def summary_problems(summary: dict, metrics: pd.DataFrame, rtol: float = SUMMARY
             except (TypeError, ValueError):
                 probs.append(f"summary best {m} = {best[m]!r} is not a number")
                 continue
-            d = pub.metric_direction(m)
+            d = {"lower": "min", "higher": "max", None: None}[catalogue.direction(m)]
             allowed = {"min": [s.min()], "max": [s.max()], None: [s.min(), s.max()]}[d]
             if not any(_close(bv, float(a), rtol) for a in allowed):
                 probs.append(f"summary best {m} = {bv!r} but metrics.csv's {d or 'min/max'} is "

@@ -32,6 +32,7 @@ import torch
 from ..engine import rundir
 from ..errors import TextbenchError
 from ..io import atomic_write_json, atomic_write_text, read_json
+from ..metrics import catalogue
 
 DEFAULT_OUT = Path("results/sweeps/temperature")
 MAX_TEMPERATURES = 200
@@ -47,8 +48,9 @@ class Axes:
     y_lower_is_better: bool
 
 
-SYNTHETIC_AXES = Axes("nll_test", "nll_oracle", True, True)
-TEXT_AXES = Axes("self-bleu-5", "bleu-5", True, False)
+# x: lower = more diverse (Self-BLEU has no better direction of its own); y: the catalogue's direction
+SYNTHETIC_AXES = Axes("nll_test", "nll_oracle", True, catalogue.direction("nll_oracle") == "lower")
+TEXT_AXES = Axes("self-bleu-5", "bleu-5", True, catalogue.direction("bleu-5") == "lower")
 
 
 def axes_for(suite: str) -> Axes:
@@ -232,7 +234,7 @@ def plot_sweeps(sweeps: Sequence[Sweep], out_path: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .plots import LABELS, algo_color
+    from .plots import algo_color
 
     if not sweeps:
         raise TextbenchError("no temperature sweeps to plot")
@@ -253,8 +255,9 @@ def plot_sweeps(sweeps: Sequence[Sweep], out_path: Path) -> Path:
         for _, r in t.iloc[[0, -1]].iterrows():
             ax.annotate(f"T={r['temperature']:g}", (r[axes.x], r[axes.y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     _published_points(ax, sweeps[0].meta["suite"], axes)
-    ax.set_xlabel(LABELS.get(axes.x, axes.x) + (" (lower = more diverse)" if axes.x_lower_is_better else ""))
-    ax.set_ylabel(LABELS.get(axes.y, axes.y) + (" (lower = better)" if axes.y_lower_is_better else " (higher = better)"))
+    # the catalogue's axis label says "higher is better" where it is (BLEU); lower is better is said here
+    ax.set_xlabel(catalogue.axis_label(axes.x) + (" (lower = more diverse)" if axes.x_lower_is_better else ""))
+    ax.set_ylabel(catalogue.axis_label(axes.y) + (" (lower = better)" if axes.y_lower_is_better else ""))
     n = sorted({int(s.meta["samples"]) for s in sweeps})
     ax.set_title(f"{sweeps[0].meta['suite']}: quality vs diversity over temperature (★ = T 1; {'/'.join(map(str, n))} samples)", fontsize=9)
     ax.grid(alpha=0.3)
