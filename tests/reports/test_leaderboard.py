@@ -225,7 +225,7 @@ def test_tables_written_with_published_values_and_links(runs_dir, tmp_path):
     out = tmp_path / "results" / "leaderboard"
     written = lb.write_leaderboard(runs_dir, out, "both")
     names = sorted(p.name for p in written)
-    assert names == sorted(f"{t}.{e}" for t in ("table1", "table2", "table3", "runs") for e in ("csv", "md"))
+    assert names == sorted(f"{t}.{e}" for t in ("table1", "table2", "table3", "runs", "temperature") for e in ("csv", "md"))
     t1 = pd.read_csv(out / "table1.csv")
     cot = t1[(t1["algo"] == "cot") & (t1["profile"] == "paper")].iloc[0]
     assert cot["n_runs"] == 3  # the incomplete seed 4 is not counted

@@ -153,3 +153,25 @@ def test_plot_draws_the_committed_sweeps_beside_the_runs(tiny, tmp_path):
     write_sweep(tmp_path / "results" / "sweeps" / "temperature", d, sweep(d, [0.8, 1.0], 32), seed=0, n=32)
     written = plot_all(runs, tmp_path / "plots")
     assert tmp_path / "plots" / "synthetic-quick-temperature.png" in written
+
+
+def test_leaderboard_states_which_curve_dominates(tmp_path):
+    """The leaderboard's temperature table: swept runs against each other and against the published points."""
+    from textbench.reports import leaderboard as lb
+
+    root = tmp_path / "results"
+    (root / "runs").mkdir(parents=True)
+    out = root / "sweeps" / "temperature" / "synthetic"
+    curves = {"mle": [(0.7, 10.2, 8.2), (0.8, 9.55, 8.6), (1.0, 8.78, 9.11)], "cot": [(0.8, 8.5, 8.0), (1.0, 8.03, 8.19)]}
+    for algo, pts in curves.items():
+        (out / algo).mkdir(parents=True)
+        _curve(pts).to_csv(out / algo / "paper-seed0-temperature.csv", index=False)
+        meta = {"algo": algo, "suite": "synthetic", "profile": "paper", "seed": 0, "samples": 9984}
+        (out / algo / "paper-seed0-temperature.json").write_text(json.dumps(meta))
+    written = lb.write_leaderboard(root / "runs", root / "leaderboard", "md")
+    md = (root / "leaderboard" / "temperature.md").read_text()
+    assert root / "leaderboard" / "temperature.md" in written
+    assert "cot paper-seed0 dominates mle paper-seed0" in md
+    assert "mle paper-seed0 dominates the published SeqGAN value (nll_test 10.1, nll_oracle 8.68)" in md  # T = 0.8
+    assert "mle paper-seed0 does not dominate the published CoT value" in md
+    assert "| mle paper-seed0 | 0.7–1 (3) | 9984 | 9.110 | 8.780 | 8.200 (0.7) | 10.200 |" in md

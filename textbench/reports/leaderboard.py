@@ -822,6 +822,10 @@ def build_leaderboard(runs_dir: str | os.PathLike = DEFAULT_RUNS, suite: str | N
             ss.append(spec.published_suite)  # published values with no runs yet: show the gap
         tables[spec.name] = _build_table(spec, agg, runs, ss, out_dir)
     tables["runs"] = _runs_table(runs, out_dir)
+    from .temperature import sweep_table
+
+    frame, md = sweep_table(Path(runs_dir).parent / "sweeps" / "temperature")
+    tables["temperature"] = LeaderboardTable("temperature", "Quality against diversity over sampling temperature", frame, md)
     return tables
 
 
