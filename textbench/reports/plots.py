@@ -12,8 +12,9 @@ For every suite and profile with complete runs, under ``results/plots/``:
   bounds (SeqGAN oracle entropy rate 5.755 nats/token for NLL_test, ln 2 for the JSD);
 - ``<suite>-<profile>-vs-wall.png``: the same against wall-clock seconds (x = mean over seeds of the time
   at which each evaluation was reached);
-- ``<suite>-<profile>-cot-bnll-vs-jsd.png`` (runs that log ``bnll``): the mediator's balanced NLL and the
-  exact JSD against the step, and BNLL against JSD (the paper's Figure 3b).
+- ``<suite>-<profile>-cot-bnll-vs-jsd.png`` (runs that log ``bnll``): the mediator's balanced NLL and CoT's
+  JSD estimate against the iteration, and against each other (the paper's Figure 3; the exact JSD stays at
+  ln 2 and would show nothing).
 
 The x axis is logarithmic (symlog, so step 0 stays visible) when the values span more than 1.5 decades.
 """
@@ -251,54 +252,53 @@ def plot_curves(runs: Sequence[Run], suite: str, profile: str, out_dir: str | os
 
 def plot_bnll_vs_jsd(runs: Sequence[Run], suite: str, profile: str, out_dir: str | os.PathLike,
                      dpi: int = DPI) -> Path | None:
-    """Figure 3b: the mediator's balanced NLL against the exact JSD, for runs that log both."""
-    runs = [r for r in runs if r.complete and r.suite == suite and r.profile == profile and r.metrics is not None
-            and {"bnll", "jsd"} <= set(r.metrics.columns)]
+    """The paper's Figure 3: CoT's mediator balanced NLL and its JSD estimate (``cot_jsd``; the exact JSD is
+    saturated at ln 2 and shows nothing) against the iteration, and against each other; runs that log both,
+    in-progress ones as far as they got."""
+    runs = [r for r in runs if not r.errors and r.suite == suite and r.profile == profile and r.metrics is not None
+            and {"bnll", "cot_jsd"} <= set(r.metrics.columns)]
     if not runs:
         return None
     fig = Figure(figsize=(11.0, 4.4), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     ax1r = ax1.twinx()
     xs = []
-    for algo, rs in _by_algo(runs).items():
+    for (algo, _key), rs in _groups(runs).items():
         color = algo_color(algo)
-        b, j = seed_curves(rs, "bnll"), seed_curves(rs, "jsd")
+        b, j = seed_curves(rs, "bnll"), seed_curves(rs, "cot_jsd")
         xs.append(b["step"].to_numpy(float))
-        ax1.plot(b["step"], b["mean"], color=color, lw=1.6, label=f"{algo}: balanced NLL (left)")
-        ax1r.plot(j["step"], j["mean"], color=color, lw=1.6, ls="--", label=f"{algo}: exact JSD (right)")
+        tag = f"{algo} ({len(rs)} seed{'s' if len(rs) != 1 else ''}{', in progress' if not all(r.complete for r in rs) else ''})"
+        ax1.plot(b["step"], b["mean"], color=color, lw=1.6, label=f"{tag}: balanced NLL (left)")
+        ax1r.plot(j["step"], j["mean"], color=color, lw=1.6, ls="--", marker="o", ms=2.5, label=f"{tag}: JSD estimate (right)")
         if len(rs) > 1:
             ax1.fill_between(b["step"], b["min"], b["max"], color=color, alpha=0.15, lw=0)
             ax1r.fill_between(j["step"], j["min"], j["max"], color=color, alpha=0.15, lw=0)
-    steps = np.concatenate(xs) if xs else np.array([])
-    _set_xscale(ax1, steps)
-    ax1.set_xlabel(STEP_LABEL)
+    _set_xscale(ax1, np.concatenate(xs) if xs else np.array([]))
+    ax1.set_xlabel("CoT iteration (= generator updates)")
     ax1.set_ylabel(_label("bnll"))
-    ax1r.set_ylabel(_label("jsd"))
-    ax1.set_title("balanced NLL and exact JSD during training")
+    ax1r.set_ylabel(_label("cot_jsd"))
+    ax1.set_title("balanced NLL and CoT's JSD estimate during training")
     h1, l1 = ax1.get_legend_handles_labels()
     h2, l2 = ax1r.get_legend_handles_labels()
     ax1.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper right")
     ax1.grid(True, alpha=0.3)
-    both = []
-    for r in runs:
-        d = r.metrics[["step", "bnll", "jsd"]].dropna()
-        both.append(d.assign(seed=r.seed, algo=r.algo))
-    d = pd.concat(both, ignore_index=True)
+    d = pd.concat([r.metrics[["step", "bnll", "cot_jsd"]].dropna().assign(seed=r.seed, algo=r.algo) for r in runs],
+                  ignore_index=True)
     sc = None
     for algo, dd in d.groupby("algo", sort=False):
-        for seed, ds in dd.groupby("seed"):
-            ax2.plot(ds["jsd"], ds["bnll"], color=algo_color(algo), lw=0.8, alpha=0.5)
-        sc = ax2.scatter(dd["jsd"], dd["bnll"], c=dd["step"], cmap="viridis", s=22, edgecolors=algo_color(algo),
-                         linewidths=0.8, label=f"{algo} ({dd['seed'].nunique()} seeds)")
+        for _seed, ds in dd.groupby("seed"):
+            ax2.plot(ds["cot_jsd"], ds["bnll"], color=algo_color(algo), lw=0.8, alpha=0.5)
+        sc = ax2.scatter(dd["cot_jsd"], dd["bnll"], c=dd["step"], cmap="viridis", s=22, edgecolors=algo_color(algo),
+                         linewidths=0.8, label=f"{algo} ({dd['seed'].nunique()} seed{'s' if dd['seed'].nunique() != 1 else ''})")
     if sc is not None:
-        fig.colorbar(sc, ax=ax2, label=STEP_LABEL)
-    ax2.set_xlabel(_label("jsd"))
+        fig.colorbar(sc, ax=ax2, label="CoT iteration")
+    ax2.set_xlabel(_label("cot_jsd"))
     ax2.set_ylabel(_label("bnll"))
-    ax2.set_title("balanced NLL against exact JSD (each evaluation)")
+    ax2.set_title("balanced NLL against the JSD estimate (evaluations with both)")
     ax2.legend(fontsize=8)
     ax2.grid(True, alpha=0.3)
-    fig.suptitle(f"Suite '{suite}', profile '{profile}': CoT mediator's balanced NLL vs the exact JSD "
-                 "(line = mean over seeds, band = min–max)", fontsize=11)
+    fig.suptitle(f"Suite '{suite}', profile '{profile}': CoT's mediator balanced NLL and JSD estimate (the paper's "
+                 "Figure 3)\nline = mean over seeds, band = min–max", fontsize=11)
     return _save(fig, Path(out_dir) / f"{suite}-{profile}-cot-bnll-vs-jsd.png", dpi)
 
 
@@ -314,7 +314,7 @@ def plot_all(runs_dir: str | os.PathLike = "results/runs", out_dir: str | os.Pat
     for s, p in sorted({(r.suite, r.profile) for r in done}):
         for fn in (lambda: plot_curves(runs, s, p, out_dir, "updates", dpi),
                    lambda: plot_curves(runs, s, p, out_dir, "wall", dpi),
-                   lambda: plot_bnll_vs_jsd(done, s, p, out_dir, dpi)):
+                   lambda: plot_bnll_vs_jsd(runs, s, p, out_dir, dpi)):
             path = fn()
             if path is not None:
                 written.append(path)
