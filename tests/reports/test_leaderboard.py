@@ -225,7 +225,7 @@ def test_tables_written_with_published_values_and_links(runs_dir, tmp_path):
     out = tmp_path / "results" / "leaderboard"
     written = lb.write_leaderboard(runs_dir, out, "both")
     names = sorted(p.name for p in written)
-    assert names == sorted(f"{t}.{e}" for t in ("table1", "table2", "table3", "runs", "temperature") for e in ("csv", "md"))
+    assert names == sorted(f"{t}.{e}" for t in ("table1", "table2", "table3", "coco", "runs", "temperature") for e in ("csv", "md"))
     t1 = pd.read_csv(out / "table1.csv")
     cot = t1[(t1["algo"] == "cot") & (t1["profile"] == "paper")].iloc[0]
     assert cot["n_runs"] == 3  # the incomplete seed 4 is not counted
@@ -427,3 +427,29 @@ def test_a_runs_signature_is_computed_once(runs_dir, monkeypatch):
     monkeypatch.setattr(lb, "run_signature", lambda *a: calls.append(a) or real(*a))
     assert run.signature is run.signature
     assert len(calls) == 1
+
+
+def test_coco_table_puts_texygen_values_beside_ours(tmp_path, monkeypatch):
+    """A COCO run lands in the COCO table (not in the EMNLP Tables 2-3), beside Texygen's published values."""
+    import random
+
+    from textbench.engine.loop import Run, train
+
+    monkeypatch.setenv("TEXTBENCH_CACHE", str(tmp_path / "cache"))
+    rng = random.Random(0)
+    words = "a man dog cat rides sits on the red bus with small big street near".split()
+    for name, n in (("train.txt", 200), ("test.txt", 60)):
+        (tmp_path / name).write_text("\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(3, 8))) for _ in range(n)) + "\n")
+    settings = {"text_train_path": str(tmp_path / "train.txt"), "text_test_path": str(tmp_path / "test.txt"), "steps": 2,
+                "eval_every": 2, "eval_samples": 32, "final_samples": 8, "batch_size": 32}
+    train(Run("mle", "coco", "quick", 0, settings, tmp_path / "runs" / "coco" / "mle" / "quick-seed0"),
+          progress=False, log=lambda _m: None)
+    out = tmp_path / "lb"
+    lb.write_leaderboard(tmp_path / "runs", out, "both")
+    coco = pd.read_csv(out / "coco.csv")
+    ours = coco[(coco["algo"] == "mle") & (coco["n_runs"] == 1)]
+    assert len(ours) == 1 and "self-bleu-5_final_mean" in coco.columns
+    assert coco.loc[coco["algo"] == "mle", "bleu-2_final_paper"].max() == 0.731  # Texygen's MLE, test-set BLEU-2
+    assert coco.loc[coco["algo"] == "leakgan", "self-bleu-5_final_paper"].max() == 0.780
+    assert "Texygen" in (out / "coco.md").read_text()
+    assert (pd.read_csv(out / "table2.csv")["n_runs"] == 0).all()  # the COCO run is not an EMNLP row

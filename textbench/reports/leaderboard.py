@@ -528,6 +528,8 @@ class TableSpec:
     published_suite: str
     published_source: str
     units_note: str = ""
+    only: tuple[str, ...] = ()  # canonical suites this table shows (empty: every suite of its kind not in ``skip``)
+    skip: tuple[str, ...] = ()
 
 
 TABLE_SPECS = (
@@ -552,6 +554,7 @@ TABLE_SPECS = (
         "emnlp", pub.SRC_T2,
         "BLEU-n: sentence BLEU (nltk, smoothing method1, equal n-gram weights) of each generated sentence against "
         "the test set, averaged over sentences; 0–1, higher is better (protocol.md §2.5).",
+        skip=("coco",),
     ),
     TableSpec(
         "table3", "Table 3 — RS-BLEU (diversity) and NLL_test (text suites)", "text",
@@ -560,6 +563,22 @@ TABLE_SPECS = (
         "emnlp", pub.SRC_T3,
         "RS-BLEU-n = Self-BLEU-n of the samples / Self-BLEU-n of the test data (a ratio; good: ≤ 1 and close to 1, "
         "above 1 = less diverse than real text). NLL_test is per token, in nats (nats/token).",
+        skip=("coco",),
+    ),
+    TableSpec(
+        "coco", "Image COCO captions — BLEU, Self-BLEU, RS-BLEU and NLL_test (Texygen's published values beside ours)",
+        "text",
+        tuple(Col(f"bleu-{n}", "final", show_stat=False) for n in catalogue.ORDERS)
+        + tuple(Col(f"self-bleu-{n}", "final", show_stat=False) for n in catalogue.ORDERS)
+        + tuple(Col(f"rs-bleu-{n}", "final", show_stat=False) for n in catalogue.ORDERS)
+        + (Col("nll_test", "final", show_stat=False),),
+        "coco", pub.SRC_TEXYGEN_COCO,
+        "Texygen's values (its README, protocol.md §5.3) are shown beside ours but not regressed: Texygen does not "
+        "state its reference-set size, hypothesis count, tokenizer or casing, each of which moves BLEU-2 by more than "
+        "0.2 (protocol.md §4.5), and its Self-BLEU counts each hypothesis among its own references (ours does not, "
+        "§2.6). BLEU-n and Self-BLEU-n are 0–1; RS-BLEU-n = Self-BLEU-n of the samples / Self-BLEU-n of the test data; "
+        "NLL_test in nats/token.",
+        only=("coco",),
     ),
 )
 
@@ -815,7 +834,8 @@ def build_leaderboard(runs_dir: str | os.PathLike = DEFAULT_RUNS, suite: str | N
     suites = sorted({r.suite for r in runs})
     tables: dict[str, LeaderboardTable] = {}
     for spec in TABLE_SPECS:
-        ss = [s for s in suites if suite_kind(s, runs) == spec.kind]
+        ss = [s for s in suites if suite_kind(s, runs) == spec.kind and pub.canonical_suite(s) not in spec.skip
+              and (not spec.only or pub.canonical_suite(s) in spec.only)]
         canon_present = {pub.canonical_suite(s) for s in ss}
         want_pub = suite is None or pub.canonical_suite(suite) == spec.published_suite
         if spec.published_suite not in canon_present and want_pub:

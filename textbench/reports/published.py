@@ -134,13 +134,33 @@ adversarial (total_batch: nll): 0: 9.08457; 5: 9.04511; 10: 9.03079; 15: 8.99239
 110: 8.69208; 115: 8.69291; 120: 8.68371; 125: 8.689; 130: 8.68989; 135: 8.68269; 140: 8.68647; 145: 8.68066;
 150: 8.6832."""
 
-VERBATIM_BLOCKS = {"§5.6": TABLE1_MD, "§5.7": TABLES23_MD, "§5.2": COT_README, "§5.1": SEQGAN_LOG}
+TEXYGEN_COCO_BLEU_MD = """\
+| | SeqGAN | MaliGAN | RankGAN | LeakGAN | TextGAN | MLE |
+|---|---|---|---|---|---|---|
+| BLEU2 | 0.745 | 0.673 | 0.743 | 0.746 | 0.593 | 0.731 |
+| BLEU3 | 0.498 | 0.432 | 0.467 | 0.528 | 0.463 | 0.497 |
+| BLEU4 | 0.294 | 0.257 | 0.264 | 0.355 | 0.277 | 0.305 |
+| BLEU5 | 0.180 | 0.159 | 0.156 | 0.230 | 0.207 | 0.189 |
+"""
+
+TEXYGEN_COCO_SELF_BLEU_MD = """\
+| | SeqGAN | MaliGAN | RankGAN | LeakGAN | TextGAN | MLE |
+|---|---|---|---|---|---|---|
+| S-BLEU2 | 0.950 | 0.918 | 0.959 | 0.966 | 0.942 | 0.916 |
+| S-BLEU3 | 0.840 | 0.781 | 0.882 | 0.913 | 0.931 | 0.769 |
+| S-BLEU4 | 0.670 | 0.606 | 0.762 | 0.848 | 0.804 | 0.583 |
+| S-BLEU5 | 0.489 | 0.437 | 0.618 | 0.780 | 0.746 | 0.408 |
+"""
+
+VERBATIM_BLOCKS = {"§5.6": TABLE1_MD, "§5.7": TABLES23_MD, "§5.2": COT_README, "§5.1": SEQGAN_LOG,
+                   "§5.3 BLEU": TEXYGEN_COCO_BLEU_MD, "§5.3 Self-BLEU": TEXYGEN_COCO_SELF_BLEU_MD}
 
 SRC_T1 = "CoT paper (Lu et al., ICML 2019, arXiv), Table 1"
 SRC_T2 = "CoT paper (Lu et al., ICML 2019, arXiv), Table 2"
 SRC_T3 = "CoT paper (Lu et al., ICML 2019, arXiv), Table 3"
 SRC_COT = "CoT README (desire2020/CoT @ 05f39081)"
 SRC_SEQGAN = "SeqGAN save/experiment-log.txt (LantaoYu/SeqGAN @ e2b52fb6)"
+SRC_TEXYGEN_COCO = "Texygen README (geek-ai/Texygen), COCO image captions"
 
 # ------------------------------------------------------------------------------------------------
 # Tolerances: first matching rule wins (fnmatch patterns on canonical suite, metric, stat)
@@ -323,15 +343,38 @@ def _seqgan_log_rows() -> list[dict]:
     return rows
 
 
+def _texygen_coco_rows() -> list[dict]:
+    """Texygen's COCO BLEU-n (test set) and Self-BLEU-n: shown beside ours, not regressed (``check`` False) —
+    Texygen does not state its reference-set size, hypothesis count, tokenizer or casing (protocol.md §5.3,
+    §4.5), each of which moves BLEU-2 by more than 0.2, and its Self-BLEU counts the hypothesis itself among
+    its references (§2.6)."""
+    names = {"SeqGAN": "seqgan", "MaliGAN": "maligan", "RankGAN": "rankgan", "LeakGAN": "leakgan", "TextGAN": "textgan",
+             "MLE": "mle"}
+    rows: list[dict] = []
+    for md, prefix, metric, what in ((TEXYGEN_COCO_BLEU_MD, "BLEU", "bleu", "BLEU on the COCO test set"),
+                                     (TEXYGEN_COCO_SELF_BLEU_MD, "S-BLEU", "self-bleu", "Self-BLEU (Texygen counts the hypothesis itself)")):
+        df = _read_md_table(md)
+        first = df.columns[0]
+        for _, r in df.iterrows():
+            n = int(str(r[first]).strip()[len(prefix):])
+            for name, algo in names.items():
+                rows.append(_row(source=SRC_TEXYGEN_COCO, section="protocol.md §5.3", suite="coco", algo=algo,
+                                 paper_name=f"{name} (Texygen)", metric=f"{metric}-{n}", stat="final",
+                                 value=float(r[name]), printed=r[name], check=False,
+                                 note=f"{what}; Texygen's protocol differs (reference-set size, tokenizer, casing "
+                                      "unstated; protocol.md §5.3): shown, not regressed"))
+    return rows
+
+
 @lru_cache(maxsize=1)
 def _published() -> pd.DataFrame:
-    rows = _table1_rows() + _tables23_rows() + _cot_readme_rows() + _seqgan_log_rows()
+    rows = _table1_rows() + _tables23_rows() + _cot_readme_rows() + _seqgan_log_rows() + _texygen_coco_rows()
     df = pd.DataFrame(rows)
     df["step"] = df["step"].astype("Int64")
     df["value"] = df["value"].astype(float)
     df["tolerance"] = df["tolerance"].astype(float)
     step = df["step"].astype(str).where(df["step"].notna(), "")
-    df.insert(0, "key", (df["source"].str.extract(r"(Table \d|README|experiment-log)")[0].str.replace(" ", "")
+    df.insert(0, "key", (df["source"].str.extract(r"(Table \d|Texygen README|README|experiment-log)")[0].str.replace(" ", "")
                          + "/" + df["suite"] + "/" + df["algo"] + df["variant"].map(lambda v: f"[{v}]" if v else "")
                          + "/" + df["metric"] + "/" + df["stat"] + step.map(lambda s: f"@{s}" if s else "")
                          + "/" + df["step_unit"].str.replace(" ", "_")))
