@@ -453,3 +453,31 @@ def test_coco_table_puts_texygen_values_beside_ours(tmp_path, monkeypatch):
     assert coco.loc[coco["algo"] == "leakgan", "self-bleu-5_final_paper"].max() == 0.780
     assert "Texygen" in (out / "coco.md").read_text()
     assert (pd.read_csv(out / "table2.csv")["n_runs"] == 0).all()  # the COCO run is not an EMNLP row
+
+
+@pytest.mark.parametrize("algo, source_epochs, published", [
+    ("seqgan", 120, True),   # SeqGAN pre-trains 120 epochs: an MLE paper run lengthened to 120 epochs is its pre-training
+    ("seqgan", 80, False),   # the 80-epoch (Texygen) MLE run is not SeqGAN's pre-training
+    ("maligan", 120, False),  # nor is the 120-epoch one Texygen's MaliGAN's
+])
+def test_pretraining_source_must_have_the_algorithms_pretraining_length(tmp_path, algo, source_epochs, published):
+    from textbench.engine.loop import resolve_settings
+
+    ssig = {"suite": "synthetic", "oracle": "seqgan", "train_sha256": "ab"}
+    root = tmp_path / "results" / "runs" / "synthetic"
+    over = {} if source_epochs == 80 else {"steps": source_epochs * 156}
+    name = "paper-seed0" if not over else "paper-seed0-setaaaaaaaa"
+    _write_run(root / "mle" / name, {"algo": "mle", "suite": "synthetic", "profile": "paper", "seed": 0,
+                                     "settings": resolve_settings("mle", "synthetic", "paper", over), "overrides": over,
+                                     "suite_signature": ssig})
+    src = f"results/runs/synthetic/mle/{name}"
+    paper = resolve_settings(algo, "synthetic", "paper")
+    steps = int(paper["steps"]) - int(paper["pretrain_steps"])
+    cfg = {"algo": algo, "suite": "synthetic", "profile": "paper", "seed": 0,
+           "settings": resolve_settings(algo, "synthetic", "paper", {"init_from": src, "steps": steps}),
+           "overrides": {"init_from": src, "steps": steps}, "suite_signature": ssig}
+    d = root / algo / "paper-seed0-set12345678"
+    _write_run(d, cfg)
+    sig = lb.run_signature("synthetic", algo, "paper", cfg, d)
+    assert sig.published_setting is published
+    assert (f"pre-trained by mle paper-seed0 ({source_epochs} epochs)" in sig.setting) is published

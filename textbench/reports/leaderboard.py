@@ -108,12 +108,13 @@ PRETRAINING_OVERRIDES = frozenset({"init_from", "steps"})
 def pretrained_from(run_path: Path | None, config: dict) -> dict | None:
     """The source of ``init_from`` when it stands for the paper's own pre-training, else None.
 
-    The adversarial algorithms pre-train G by MLE for ``pretrain_steps`` epochs (SeqGAN's, Texygen's
-    schedule) and MLE consumes no randomness of the training generator, so a run that takes G from a
-    *complete paper-profile* ``mle`` run in the paper's setting, with the same seed and suite signature, and
-    runs the rest of its own paper schedule (``steps`` = paper steps − ``pretrain_steps``) follows the
-    paper's procedure exactly (protocol Part I: shared pre-training). Returns the source's identity
-    ``{"algo", "profile", "seed", "run"}``; the source directory is looked up as written in ``init_from``,
+    The adversarial algorithms pre-train G by MLE for ``pretrain_steps`` epochs (SeqGAN's 120, Texygen's 80)
+    and MLE consumes no randomness of the training generator, so a run that takes G from a *complete*
+    ``mle`` run in MLE's paper setting (only its length, ``steps``, may be set: exactly the algorithm's
+    ``pretrain_steps`` epochs), with the same seed and suite signature, and runs the rest of its own paper
+    schedule (``steps`` = paper steps − ``pretrain_steps``) follows the paper's procedure exactly (protocol
+    Part I: shared pre-training). Returns the source's identity ``{"algo", "profile", "seed", "run",
+    "epochs"}``; the source directory is looked up as written in ``init_from``,
     relative to the folder holding ``run_path``'s ``results/`` (the repository), else to the working directory.
     """
     settings = config.get("settings") if isinstance(config.get("settings"), dict) else {}
@@ -132,19 +133,26 @@ def pretrained_from(run_path: Path | None, config: dict) -> dict | None:
         src_cfg = src.read_config()
     except TextbenchError:
         return None
-    ok = (src_cfg.get("algo") == "mle" and src_cfg.get("profile") == "paper" and not src_cfg.get("overrides")
+    src_settings = src_cfg.get("settings") if isinstance(src_cfg.get("settings"), dict) else {}
+    ok = (src_cfg.get("algo") == "mle" and src_cfg.get("profile") == "paper" and set(src_cfg.get("overrides") or {}) <= {"steps"}
           and src_cfg.get("seed") == config.get("seed") and src_cfg.get("suite_signature") == config.get("suite_signature"))
     try:
-        from ..engine.loop import resolve_settings  # the paper schedule of this algorithm, as the code defines it
+        from ..engine.loop import resolve_settings  # the paper schedules, as the code defines them
 
         paper = resolve_settings(config["algo"], config["suite"], "paper")
         ok = ok and int(settings["steps"]) == int(paper["steps"]) - int(paper["pretrain_steps"])
         ok = ok and all(settings[k] == v for k, v in paper.items() if k in settings and k not in PRETRAINING_OVERRIDES)
+        # the source is MLE's paper setting, trained for exactly this algorithm's pre-training length
+        mle_paper = resolve_settings("mle", config["suite"], "paper")
+        ok = ok and all(src_settings.get(k) == v for k, v in mle_paper.items() if k != "steps")
+        epoch = int(paper.get("mle_batches") or 0) or int(paper["n_train"]) // int(paper["batch_size"])
+        epochs = int(src_settings["steps"]) / epoch
+        ok = ok and epochs == int(paper["pretrain_steps"])
     except (TextbenchError, KeyError, TypeError, ValueError):
         return None
     if not ok:
         return None
-    return {"algo": "mle", "profile": "paper", "seed": src_cfg.get("seed"), "run": src.path.name}
+    return {"algo": "mle", "profile": "paper", "seed": src_cfg.get("seed"), "run": src.path.name, "epochs": int(epochs)}
 
 
 def run_signature(suite: str, algo: str, profile: str, config: dict | None, path: Path | None = None) -> Signature:
@@ -182,7 +190,7 @@ def run_signature(suite: str, algo: str, profile: str, config: dict | None, path
     allowed = PUBLISHED_SETTING_OVERRIDES.get(canon, frozenset())
     published = not other_oracle and set(overrides) <= allowed
     if source is not None:
-        parts.append(f"pre-trained by {source['algo']} {source['profile']}-seed{source['seed']}")
+        parts.append(f"pre-trained by {source['algo']} {source['profile']}-seed{source['seed']} ({source['epochs']} epochs)")
     return Signature(key, data_key, algo, profile, " · ".join(parts), published, fields)
 
 
