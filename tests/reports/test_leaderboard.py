@@ -467,9 +467,10 @@ def test_pretraining_source_must_have_the_algorithms_pretraining_length(tmp_path
     root = tmp_path / "results" / "runs" / "synthetic"
     over = {} if source_epochs == 80 else {"steps": source_epochs * 156}
     name = "paper-seed0" if not over else "paper-seed0-setaaaaaaaa"
+    src_settings = resolve_settings("mle", "synthetic", "paper", over)
+    del src_settings["full_eval_every"]  # a source made before a setting existed (its default then applied)
     _write_run(root / "mle" / name, {"algo": "mle", "suite": "synthetic", "profile": "paper", "seed": 0,
-                                     "settings": resolve_settings("mle", "synthetic", "paper", over), "overrides": over,
-                                     "suite_signature": ssig})
+                                     "settings": src_settings, "overrides": over, "suite_signature": ssig})
     src = f"results/runs/synthetic/mle/{name}"
     paper = resolve_settings(algo, "synthetic", "paper")
     steps = int(paper["steps"]) - int(paper["pretrain_steps"])

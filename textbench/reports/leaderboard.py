@@ -144,7 +144,7 @@ def pretrained_from(run_path: Path | None, config: dict) -> dict | None:
         ok = ok and all(settings[k] == v for k, v in paper.items() if k in settings and k not in PRETRAINING_OVERRIDES)
         # the source is MLE's paper setting, trained for exactly this algorithm's pre-training length
         mle_paper = resolve_settings("mle", config["suite"], "paper")
-        ok = ok and all(src_settings.get(k) == v for k, v in mle_paper.items() if k != "steps")
+        ok = ok and all(src_settings[k] == v for k, v in mle_paper.items() if k in src_settings and k != "steps")
         epoch = int(paper.get("mle_batches") or 0) or int(paper["n_train"]) // int(paper["batch_size"])
         epochs = int(src_settings["steps"]) / epoch
         ok = ok and epochs == int(paper["pretrain_steps"])
