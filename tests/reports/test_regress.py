@@ -144,6 +144,35 @@ def test_other_oracle_is_not_compared(tmp_path):
     assert c.status == "missing" and "oracle" in c.note
 
 
+@pytest.mark.parametrize("seeds, evidence, status", [
+    ((1, 2), "docs/protocol.md", "explained"),   # enough seeds, evidence present: explained, not failed
+    ((1,), "docs/protocol.md", "fail"),          # fewer seeds than the explanation needs
+    ((1, 2), "docs/no-such-file.md", "fail"),    # its evidence is missing
+])
+def test_explained_deviation_needs_its_seeds_and_evidence(tmp_path, monkeypatch, seeds, evidence, status):
+    from textbench.reports import published as pub
+
+    csv = pub.EXPLAINED_CSV + f'synthetic,cot,nll_oracle,final,2,{evidence},"a seed spread, shown in the evidence"\n'
+    monkeypatch.setattr(pub, "EXPLAINED_CSV", csv)
+    pub.explained_deviations.cache_clear()
+    try:
+        root = tmp_path / "runs"
+        for seed in seeds:
+            write_run(root, "synthetic", "cot", "paper", seed, cot_rows(8.60))
+        write_run(root, "synthetic", "mle", "paper", 1, mle_rows())
+        rep = rg.regress(root, do_replay=False)
+        (c,) = by_check(rep, "published", "synthetic/cot nll_oracle final [T1]")
+        assert c.status == status, c
+        if status == "explained":
+            assert "explained: a seed spread" in c.note and "1 explained" in rep.format().splitlines()[-1]
+        else:
+            assert rep.failed and "explained" not in rep.format().splitlines()[-1]
+        # the explanation matches its own cell only
+        assert by_check(rep, "published", "synthetic/cot nll_test final [T1]")[0].status == "pass"
+    finally:
+        pub.explained_deviations.cache_clear()
+
+
 def test_published_comparison_never_averages_across_signatures(tmp_path):
     root = tmp_path / "runs"
     default = {"overrides": {}, "suite_signature": SEQGAN_SIG}

@@ -181,6 +181,32 @@ emnlp,nll_test,*,0.3,"per-token NLL on real text depends on the vocabulary, toke
 """
 
 
+# ------------------------------------------------------------------------------------------------
+# Explained deviations: failures with evidence (protocol.md Part I, "Explained deviations")
+# ------------------------------------------------------------------------------------------------
+
+#: a failing comparison of (suite, algo, metric, stat) is reported as *explained* instead of *failed* when the
+#: compared group has at least ``min_seeds`` seeds and the ``evidence`` file (repository-relative: the run
+#: directories, plots or protocol section that show the cause) exists; each row is also in protocol.md.
+#: No entry yet: RankGAN's and MaliGAN's paper runs wait in results/pending for theirs (issue 11).
+EXPLAINED_CSV = """\
+suite,algo,metric,stat,min_seeds,evidence,reason
+"""
+
+
+@lru_cache(maxsize=1)
+def explained_deviations() -> pd.DataFrame:
+    return pd.read_csv(io.StringIO(EXPLAINED_CSV), dtype=str).fillna("")
+
+
+def explanation_for(suite: str, algo: str, metric: str, stat: str) -> dict | None:
+    """The explained-deviation row for a published comparison (fnmatch patterns), or None."""
+    for row in explained_deviations().to_dict("records"):
+        if all(fnmatch(v, str(row[k])) for k, v in (("suite", canonical_suite(suite)), ("algo", algo), ("metric", metric), ("stat", stat))):
+            return row
+    return None
+
+
 @lru_cache(maxsize=1)
 def tolerance_rules() -> pd.DataFrame:
     return pd.read_csv(io.StringIO(TOLERANCE_RULES_CSV), dtype={"suite": str, "metric": str, "stat": str})

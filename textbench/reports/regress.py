@@ -1,6 +1,8 @@
 """Regression of the committed results against the published numbers, the paper's claims and themselves.
 
-Four kinds of check, one table (check, published, ours, tolerance, status ∈ pass / fail / missing):
+Four kinds of check, one table (check, published, ours, tolerance, status ∈ pass / fail / explained / missing;
+*explained* = a published comparison that fails, listed with its cause and evidence in
+``published.EXPLAINED_CSV`` and protocol.md, for a group with enough seeds — reported, never counted as a pass):
 
 - ``published``: the seed-mean of our complete ``paper``-profile runs against each published value of
   :mod:`textbench.reports.published` (``check`` rows), pass when ``|ours − published| ≤ tolerance``.
@@ -93,7 +95,9 @@ from .leaderboard import (
 
 ReplayFn = Callable[[Path, int], pd.DataFrame]
 
-PASS, FAIL, MISSING = "pass", "fail", "missing"
+PASS, FAIL, MISSING, EXPLAINED = "pass", "fail", "missing", "explained"
+#: where an explained deviation's evidence path is looked up: the repository holding this package, then the cwd
+REPO_ROOT = Path(__file__).resolve().parents[2]
 #: relative tolerance when comparing summary.json with metrics.csv (both are written from the same floats)
 SUMMARY_RTOL = 1e-9
 #: relative tolerance of the replay comparison: 0 = exact
@@ -120,7 +124,7 @@ class Check:
     published: str
     ours: str
     tolerance: str
-    status: str  # pass | fail | missing
+    status: str  # pass | fail | explained (a failure with evidence, published.EXPLAINED_CSV) | missing
     note: str = ""
 
 
@@ -132,7 +136,7 @@ class RegressReport:
     runs_dir: str = ""
 
     def counts(self) -> dict[str, int]:
-        return {s: sum(c.status == s for c in self.checks) for s in (PASS, FAIL, MISSING)}
+        return {s: sum(c.status == s for c in self.checks) for s in (PASS, FAIL, EXPLAINED, MISSING)}
 
     @property
     def failed(self) -> bool:
@@ -152,7 +156,8 @@ class RegressReport:
         out = [f"textbench regress: runs {self.runs_dir}, profile {self.profile}", ""]
         out.append(text_table(headers, rows, max_width) if rows else "(no checks)\n")
         out += [f"- {x}" for x in self.notes]
-        out.append(f"{n[PASS]} pass, {n[FAIL]} fail, {n[MISSING]} missing")
+        out.append(f"{n[PASS]} pass, {n[FAIL]} fail, " + (f"{n[EXPLAINED]} explained, " if n[EXPLAINED] else "")
+                   + f"{n[MISSING]} missing")
         return "\n".join(out) + "\n"
 
 
@@ -283,6 +288,16 @@ def _compare_published_group(c: Check, row, step: int | None, g: pd.Series, runs
         diff = mean - float(row.value)
         c.status = PASS if within(mean, float(row.value), float(row.tolerance)) else FAIL
         c.note = f"Δ = {diff:+.3f}"
+        why = pub.explanation_for(row.suite, row.algo, row.metric, row.stat) if c.status == FAIL else None
+        if why is not None:
+            evidence = next((p for p in (REPO_ROOT / why["evidence"], Path(why["evidence"])) if p.exists()), None)
+            if evidence is None:
+                c.note += f"; the explanation's evidence {why['evidence']} is missing"
+            elif n < int(why["min_seeds"]):
+                c.note += f"; explained with {why['min_seeds']}+ seeds only ({n} here)"
+            else:
+                c.status = EXPLAINED
+                c.note += f"; explained: {why['reason']} (evidence: {why['evidence']})"
     if n_same > 1:
         c.note += (f"; {n_same} signatures in the paper's setting (their data differ): this one is "
                    f"{g['label']}, seeds {g['seeds']}")
