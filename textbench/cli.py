@@ -14,7 +14,7 @@ import click
 from .errors import TextbenchError
 
 
-MAX_SAMPLES = 10_000_000  # generate -n: more is a typo, not a request
+MAX_SAMPLES = 10_000_000  # generate -n: more is a typo, not a request (as textbench.api.MAX_SAMPLES)
 
 
 def _one_line(text: str) -> str:
@@ -79,18 +79,13 @@ def main(data_dir):
 @click.option("--no-progress", is_flag=True, help="no progress bar")
 def run(algo, suite, profile, seed, overrides, oracle, run_dir, results_root, resume, force, stop_at_step, checkpoint_minutes, threads, no_progress):
     """Train ALGO on SUITE, evaluating and checkpointing as it goes."""
-    import torch
-
-    from .engine.loop import Run, train
-
-    if threads:
-        torch.set_num_threads(threads)
+    from .api import run as run_api
 
     overrides = list(overrides) + ([f"oracle={oracle}"] if oracle else [])
-    r = Run(algo, suite, profile, seed, overrides, Path(run_dir) if run_dir else None, Path(results_root) if results_root else None)
-    click.echo(f"run {r.run_dir}  ({algo} on {suite}, profile {profile}, seed {seed})")
-    summary = train(r, resume=resume, force=force, progress=not no_progress, stop_at_step=stop_at_step,
-                    checkpoint_every_s=60.0 * checkpoint_minutes)
+    result = run_api(algo, suite, profile, seed, overrides, results_root or None, run_dir=run_dir or None, resume=resume,
+                     force=force, stop_at_step=stop_at_step, threads=threads, progress=not no_progress,
+                     log=lambda msg: click.echo(msg), checkpoint_minutes=checkpoint_minutes)
+    summary = result.summary
     final = " | ".join(f"{k} {v:.4f}" for k, v in summary["final"].items() if not k.endswith("_se"))
     state = "complete" if summary["complete"] else f"stopped at step {summary['steps']} (resume with --resume)"
     click.echo(f"{state}: {final}  [{summary['wall_s']:.1f}s]")
@@ -127,23 +122,26 @@ def list_(as_json):
 @click.option("--algo", required=True)
 @click.option("--suite", required=True)
 @click.option("--profile", default="quick", show_default=True)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a setting (as for run)")
 @click.option("--json", "as_json", is_flag=True, help="the plain resolved dict")
-def settings(algo, suite, profile, as_json):
-    """The fully resolved settings of ALGO on SUITE under PROFILE (what --set can change), with their
-    type, allowed range and meaning."""
+def settings(algo, suite, profile, overrides, as_json):
+    """The fully resolved settings of ALGO on SUITE under PROFILE (what --set can change): the value, where it
+    comes from (engine / suite / algorithm default, profile, --set), the default, type, allowed range and meaning."""
     from .config import describe_settings
-    from .engine.loop import resolve_settings
+    from .engine.loop import resolve_settings, settings_sources
     from .registry import ALGORITHMS, SUITES
 
-    resolved = resolve_settings(algo, suite, profile)
+    resolved = resolve_settings(algo, suite, profile, list(overrides))
     if as_json:
         click.echo(json.dumps(resolved, indent=2, sort_keys=True))
         return
     info = describe_settings(resolved, ALGORITHMS.get(algo), SUITES.get(suite))
-    rows = [(k, json.dumps(i.default), f"{i.type} {i.range}", i.help) for k, i in info.items()]
-    widths = [max(len(r[c]) for r in rows + [("key", "value", "type/range", "")]) for c in range(3)]
-    for r in [("key", "value", "type/range", "help")] + rows:
-        click.echo("  ".join(f"{v:<{w}}" for v, w in zip(r[:3], widths)) + "  " + r[3])
+    sources = settings_sources(algo, suite, profile, list(overrides))
+    header = ("key", "value", "from", "default", "type/range", "help")
+    rows = [(k, json.dumps(i.default), sources[k][1], json.dumps(sources[k][0]), f"{i.type} {i.range}", i.help) for k, i in info.items()]
+    widths = [max(len(r[c]) for r in rows + [header]) for c in range(5)]
+    for r in [header] + rows:
+        click.echo("  ".join(f"{v:<{w}}" for v, w in zip(r[:5], widths)) + "  " + r[5])
 
 
 @main.command()
@@ -155,9 +153,7 @@ def settings(algo, suite, profile, as_json):
 @click.option("--out", type=click.Path(dir_okay=False), help="write here (atomically) instead of stdout")
 def generate(run_dir, num, temperature, seed, checkpoint, out):
     """Sample N sequences from a run's checkpoint."""
-    import torch
-
-    from .engine.loop import load_generator
+    from .api import generate as generate_api, load_run
     from .io import atomic_write_text
 
     if not 1 <= num <= MAX_SAMPLES:
@@ -166,9 +162,9 @@ def generate(run_dir, num, temperature, seed, checkpoint, out):
         raise TextbenchError(f"--temperature {temperature}: expected a finite number > 0")
     if not 0 <= seed < 2**63:
         raise TextbenchError(f"--seed {seed}: expected 0 <= seed < 2**63")
-    suite, generator, _cfg = load_generator(Path(run_dir), Path(checkpoint) if checkpoint else None)
-    samples = generator.sample(num, torch.Generator().manual_seed(seed), temperature=temperature)
-    text = "\n".join(suite.format_samples(samples)) + "\n"
+    res = load_run(run_dir)
+    samples = generate_api(res, num, temperature=temperature, seed=seed, checkpoint=checkpoint)
+    text = "\n".join(res.format_samples(samples)) + "\n"
     if out:
         atomic_write_text(out, text)
         click.echo(f"wrote {num} samples to {out}", err=True)
@@ -187,22 +183,13 @@ def eval_(suite, samples, references, metrics, overrides, as_json):
     """Score a samples file."""
     if bool(suite) == bool(references):
         raise TextbenchError("give exactly one of --suite or --references")
+    from .api import evaluate
+
     if references:
-        from .metrics.bleu import score_files
-
-        scores = score_files(references, samples, [m.strip() for m in metrics.split(",") if m.strip()])
-        result = {name: s.value for name, s in scores.items()}
-        signatures = {name: str(s.signature) if not isinstance(s.signature, dict) else s.signature for name, s in scores.items()}
+        evaluation = evaluate(samples, references, metrics=[m.strip() for m in metrics.split(",") if m.strip()])
     else:
-        from .config import apply_overrides, validate_settings
-        from .registry import SUITES
-
-        suite_cls = SUITES.get(suite)
-        suite_settings = apply_overrides(dict(suite_cls.defaults), list(overrides))
-        validate_settings(suite_settings)
-        s = suite_cls(suite_settings)
-        result = s.evaluate_samples(s.read_samples(samples))
-        signatures = {"suite": s.signature(), "samples": str(samples)}
+        evaluation = evaluate(samples, suite=suite, settings=list(overrides))
+    result, signatures = dict(evaluation), evaluation.signature
     if as_json:
         click.echo(json.dumps({"metrics": result, "signatures": signatures}, indent=2, default=str))
         return

@@ -82,3 +82,16 @@ def test_every_algorithm_has_its_own_colour_and_no_flat_jsd_panel():
     colours = {a: plots.algo_color(a) for a in [e.name for e in ALGORITHMS.entries()]}
     assert len(set(colours.values())) == len(colours), colours  # gcn no longer shares MLE's colour
     assert "jsd" not in plots.SYNTHETIC_PANELS and "cot_jsd" in plots.SYNTHETIC_PANELS
+
+
+def test_algorithm_colours_are_distinct_and_fixed():
+    from matplotlib.colors import to_rgb
+
+    from textbench.reports.plots import ALGO_COLORS, algo_color
+    from textbench.reports.published import ALGO_ORDER
+
+    assert set(ALGO_ORDER) <= set(ALGO_COLORS)  # every published algorithm has its own colour
+    rgb = [to_rgb(c) for c in ALGO_COLORS.values()]
+    assert len(set(rgb)) == len(rgb)
+    assert min(sum((a - b) ** 2 for a, b in zip(x, y)) for i, x in enumerate(rgb) for y in rgb[i + 1 :]) > 0.05
+    assert algo_color("cot") == ALGO_COLORS["cot"] and algo_color("newalgo") == algo_color("newalgo")

@@ -50,6 +50,24 @@ def resolve_settings(algo: str, suite: str, profile: str, overrides: dict | list
     return settings
 
 
+def settings_sources(algo: str, suite: str, profile: str, overrides: dict | list | None = None) -> dict[str, tuple[Any, str]]:
+    """For each resolved setting: (its default before any profile, the layer its resolved value comes from),
+    the layers of :func:`resolve_settings` ('engine', 'suite <name>', 'algorithm <name>', 'profile <name>',
+    'profile <name> on <suite>', '--set')."""
+    algo_cls, suite_cls = ALGORITHMS.get(algo), SUITES.get(suite)
+    resolve_settings(algo, suite, profile, overrides)  # the same errors for unknown names and bad values
+    out: dict[str, tuple[Any, str]] = {}
+    for layer, values in (("engine", ENGINE_DEFAULTS), (f"suite {suite}", suite_cls.defaults), (f"algorithm {algo}", algo_cls.defaults)):
+        for k, v in values.items():
+            out[k] = (v, layer)
+    for layer, values in ((f"profile {profile}", suite_cls.profiles.get(profile, {})), (f"profile {profile}", algo_cls.profiles[profile]),
+                          (f"profile {profile} on {suite}", algo_cls.suite_profiles.get((profile, suite), {})),
+                          ("--set", {k: None for k in _override_keys(overrides or {})})):
+        for k in values:
+            out[k] = (out[k][0] if k in out else None, layer)
+    return out
+
+
 @dataclass
 class Run:
     """A training run: resolved identity and settings, and where it writes."""
@@ -355,6 +373,7 @@ def load_generator(run_dir: Path, checkpoint: Path | None = None):
     rd = RunDir(run_dir)
     cfg = rd.read_config()  # one-line error unless a dict with algo, suite, profile, seed, settings
     suite, algorithm = build(cfg["algo"], cfg["suite"], cfg["settings"], cfg["seed"])
+    _check_rebuilt_suite(rd, cfg, suite)
     generator = algorithm.modules()["generator"]
     path, state = rd.read_weights(checkpoint)
     modules = state.get("modules") if isinstance(state, dict) else None
@@ -367,3 +386,19 @@ def load_generator(run_dir: Path, checkpoint: Path | None = None):
         first = " ".join(str(e).split())[:300]
         raise TextbenchError(f"{path}: weights do not fit this run's generator ({first})") from None
     return suite, generator.eval(), cfg
+
+
+def _check_rebuilt_suite(rd: RunDir, cfg: dict, suite) -> None:
+    """A text run's ids mean the words of the vocabulary it was trained with: refuse a suite rebuilt from a
+    training file that has changed since (another vocabulary or sequence length would decode other words)."""
+    stored = cfg.get("suite_signature")
+    if not isinstance(stored, dict) or "vocab" not in stored:
+        return
+    now = suite.signature()
+    for label, get in (("vocabulary fingerprint", lambda s: (s.get("vocab") or {}).get("sha256")), ("seq_len", lambda s: s.get("seq_len"))):
+        a, b = get(stored), get(now)
+        if a is not None and b is not None and a != b:
+            info = stored.get("train")
+            train = cfg["settings"].get("text_train_path") or (info.get("file") if isinstance(info, dict) else None)
+            raise TextbenchError(f"{rd.config_path}: the run's {label} is {a}, the one rebuilt now from its training file "
+                                 f"({train}) is {b}: the file changed since the run, so its ids would decode to other words")

@@ -168,6 +168,10 @@ class RunDir:
         """metrics.csv as rows (see :func:`read_metrics`)."""
         return read_metrics(self.metrics_path)
 
+    def read_metrics_frame(self) -> pd.DataFrame:
+        """metrics.csv as a checked pandas frame (see :func:`read_metrics_frame`)."""
+        return read_metrics_frame(self.metrics_path)
+
     def read_checkpoint(self) -> Any:
         """checkpoints/last.pt, loaded weights-only; its content is the caller's to check."""
         return safe_torch_load(self.checkpoint_path)

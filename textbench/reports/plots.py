@@ -55,8 +55,9 @@ def _label(metric: str) -> str:
 
 
 #: one colour per algorithm, the same in every plot
-ALGO_COLORS = {"mle": "#1f77b4", "seqgan": "#ff7f0e", "rankgan": "#2ca02c", "maligan": "#9467bd", "gcn": "#bcbd22",
-               "leakgan": "#8c564b", "textgan": "#e377c2", "cot": "#d62728", "cot-strong": "#17becf"}
+#: (the Okabe–Ito colour-blind-safe palette, with Paul Tol's olive and wine for the ninth and tenth)
+ALGO_COLORS = {"mle": "#0072B2", "seqgan": "#E69F00", "rankgan": "#009E73", "maligan": "#CC79A7", "gcn": "#999933",
+               "leakgan": "#56B4E9", "textgan": "#000000", "cot": "#D55E00", "cot-strong": "#882255"}
 
 
 def algo_color(algo: str) -> str:

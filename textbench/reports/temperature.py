@@ -309,12 +309,12 @@ def sweep_table(sweeps_dir: Path = DEFAULT_OUT) -> tuple[pd.DataFrame, str]:
             t1 = (f"{row[f'{axes.y}_t1']:.3f}", f"{row[f'{axes.x}_t1']:.3f}") if len(one) else ("—", "—")
             lines.append(f"| {w.label} | {row['t_min']:g}–{row['t_max']:g} ({len(t)}) | {row['samples']} | {t1[0]} | {t1[1]} | "
                          f"{row[f'{axes.y}_best']:.3f} ({row['t_best']:g}) | {row[f'{axes.x}_at_best']:.3f} |")
-        lines += ["", "Dominance:", ""]
-        others = published_points(suite)
+        lines += ["", "Dominance (between runs of one profile; against the published values for `paper` runs):", ""]
         for i, a in enumerate(ours):
             for b in ours[i + 1 :]:
-                lines.append(f"- {dominance(a, b)}")
-            for p in others:
+                if a.meta["profile"] == b.meta["profile"]:
+                    lines.append(f"- {dominance(a, b)}")
+            for p in published_points(suite) if a.meta["profile"] == "paper" else []:
                 name = p.meta["name"]
                 if dominates(a.table, p.table, axes):
                     lines.append(f"- {a.label} dominates the {name} value ({axes.x} {p.table[axes.x].iloc[0]:g}, "

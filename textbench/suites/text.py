@@ -1,4 +1,5 @@
-"""Real-text suites: ``coco`` (Image COCO captions) and ``emnlp`` (EMNLP2017 WMT News), protocol §4.
+"""Real-text suites: ``coco`` (Image COCO captions), ``emnlp`` (EMNLP2017 WMT News), protocol §4, and ``text``
+(your own corpus).
 
 Data
 ----
@@ -7,8 +8,12 @@ Data
 * ``emnlp``: test = ``emnlp/test.txt`` (``test_emnlp.txt``, 10,000 lines). The training split (Texygen's
   ``emnlp_news.txt``, ~270,000 lines) is not distributed: give it with ``--set text_train_path=FILE``
   (any readable UTF-8 file, one sentence per line; not checksummed, its SHA-256 goes into the signature).
-* ``text_train_path`` / ``text_test_path`` replace either split of either suite by a user file (tests,
-  other corpora). Empty lines are skipped (counted); ``\\r\\n`` line ends and a BOM are accepted.
+* ``text``: a user's corpus, ``--set text_train_path=TRAIN --set text_test_path=TEST`` (both required).
+* ``text_train_path`` / ``text_test_path`` replace either split of any text suite by a user file (tests,
+  other corpora). Empty lines are skipped (counted); ``\\r\\n`` line ends and a BOM are accepted. A user file
+  that is missing, empty, binary (a NUL byte) or not UTF-8 is a one-line error naming the setting; so is a
+  training file with fewer (usable) sentences than one batch (``batch_size``). The signature records each
+  file's full SHA-256, the tokenizer, the casing, the vocabulary (size and fingerprint) and ``seq_len``.
 
 Tokenization and vocabulary (Texygen-compatible defaults)
 --------------------------------------------------------
@@ -80,7 +85,7 @@ import torch
 from .. import data
 from ..config import FLAG, TEXT, Spec
 from ..errors import TextbenchError
-from ..io import atomic_write_text, sha256_file
+from ..io import atomic_write_text
 from ..metrics.bleu import ReferenceIndex, SelfBleuIndex, TEXYGEN_FAST_REFS
 from ..metrics.likelihood import nll_test, token_log_probs
 from ..metrics.tokenize import TOKENIZER_LABELS, TOKENIZERS, read_lines, tokenize_lines
@@ -147,7 +152,7 @@ class Corpus:
     skipped_empty: int = 0
 
     def describe(self) -> dict[str, Any]:
-        return {"file": self.label, "sha256": self.sha256[:16], "sentences": len(self.sentences), "skipped_empty_lines": self.skipped_empty}
+        return {"file": self.label, "sha256": self.sha256, "sentences": len(self.sentences), "skipped_empty_lines": self.skipped_empty}
 
 
 def _tokenizer_version(tokenizer: str) -> str:
@@ -164,17 +169,39 @@ def tokenizer_label(tokenizer: str) -> str:
 
 
 def user_file(path: str, setting: str) -> tuple[Path, str]:
-    """A user-supplied file: only its readability is checked; returns (path, SHA-256)."""
+    """A user-supplied corpus file, checked to be UTF-8 text with at least one non-empty line; returns
+    (path, SHA-256 of its bytes). Every problem is a one-line error naming the setting and the file: not
+    found, a directory, unreadable, empty (or only empty lines), binary (a NUL byte) or not UTF-8."""
     p = Path(os.path.expanduser(path))
+    where = f"{setting}={path}"
     try:
-        digest = sha256_file(p)
+        raw = p.read_bytes()
     except FileNotFoundError:
-        raise TextbenchError(f"{setting}={path}: file not found") from None
+        raise TextbenchError(f"{where}: file not found (expected a text file, one sentence per line)") from None
     except IsADirectoryError:
-        raise TextbenchError(f"{setting}={path}: is a directory, expected a text file (one sentence per line)") from None
+        raise TextbenchError(f"{where}: is a directory, expected a text file (one sentence per line)") from None
     except OSError as e:
-        raise TextbenchError(f"{setting}={path}: cannot read ({e.strerror or e})") from None
-    return p, digest
+        raise TextbenchError(f"{where}: cannot read ({e.strerror or e})") from None
+    check_text_bytes(raw, where)
+    return p, hashlib.sha256(raw).hexdigest()
+
+
+def check_text_bytes(raw: bytes, where: str) -> None:
+    """One-line errors for content that is not a corpus: empty, binary (NUL byte) or not UTF-8."""
+    if not raw:
+        raise TextbenchError(f"{where}: the file is empty; expected one sentence per line")
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        line = raw.count(b"\n", 0, nul) + 1
+        raise TextbenchError(f"{where}: a binary file (NUL byte on line {line}), not text; expected UTF-8 text, one sentence per line")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise TextbenchError(f"{where}: line {line}: not UTF-8 text (byte(s) 0x{raw[e.start:e.end].hex(' ')}); "
+                             "a binary file, or text in another encoding: re-encode it as UTF-8") from None
+    if not text.lstrip("\ufeff").strip():
+        raise TextbenchError(f"{where}: the file has only empty lines; expected one sentence per line")
 
 
 def load_corpus(path: Path, sha256: str, label: str, tokenizer: str, lowercase: bool) -> Corpus:
@@ -329,6 +356,11 @@ class TextSuite(Suite):
             self._train_dropped = len(self.train_corpus.sentences) - len(kept)
             if not kept:
                 raise TextbenchError(f"text_max_len={L}: every training sentence is longer than {L - 1} tokens")
+            batch = self.settings.get("batch_size")
+            if isinstance(batch, int) and len(kept) < batch:
+                dropped = f" after dropping {self._train_dropped} longer than {L - 1} tokens (text_max_len={L})" if self._train_dropped else ""
+                raise TextbenchError(f"{self.train_corpus.label}: {len(kept)} training sentences{dropped}, fewer than one batch "
+                                     f"(batch_size={batch}); give at least {batch} sentences, or a smaller --set batch_size=N")
             self._train = self.vocab.encode_batch(kept, L)
         return self._train
 
@@ -559,6 +591,23 @@ class CocoSuite(TextSuite):
     name = "coco"
     train_file = "coco/train.txt"
     test_file = "coco/test.txt"
+
+
+@register_suite("text", "your own corpus: --set text_train_path=FILE --set text_test_path=FILE (one sentence per line each)")
+class UserTextSuite(TextSuite):
+    """A user's corpus: both files are required (no data-dir files), everything else is as coco."""
+
+    name = "text"
+    train_file = None
+    test_file = ""
+
+    def __init__(self, settings: dict[str, Any]):
+        missing = [k for k in ("text_train_path", "text_test_path") if not str(settings.get(k) or "").strip()]
+        if missing:
+            raise TextbenchError(
+                f"suite text needs your corpus: --set text_train_path=TRAIN.txt --set text_test_path=TEST.txt "
+                f"(one sentence per line each; missing: {', '.join(missing)})")
+        super().__init__(settings)
 
 
 @register_suite("emnlp", "EMNLP2017 WMT News (CoT Tables 2-3); training split user-supplied (text_train_path)")
