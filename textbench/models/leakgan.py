@@ -68,7 +68,7 @@ from torch import nn
 
 from ..errors import TextbenchError
 from .discriminator import CNNDiscriminator
-from .lstm import one_bias_, sample_categorical
+from .lstm import check_token_ids, one_bias_, sample_categorical
 
 
 def _lstm_step(lstm: nn.LSTM, x: torch.Tensor, state):
@@ -287,12 +287,7 @@ class LeakGANGenerator(nn.Module):
         return z @ self.worker_out.reshape(-1, self.vocab_size)
 
     def check_ids(self, x: torch.Tensor) -> None:
-        if x.dim() != 2:
-            raise TextbenchError(f"expected token ids of shape [batch, length], got {tuple(x.shape)}")
-        if x.dtype not in (torch.int64, torch.int32):
-            raise TextbenchError(f"expected integer token ids, got {x.dtype}")
-        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.vocab_size):
-            raise TextbenchError(f"token id out of range [0, {self.vocab_size}): min {int(x.min())}, max {int(x.max())}")
+        check_token_ids(x, self.vocab_size)
 
     # -- teacher forcing -----------------------------------------------------------------------------
     def teacher_forced(self, x: torch.Tensor, feature_dropout: float = 0.0) -> dict[str, torch.Tensor]:

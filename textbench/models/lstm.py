@@ -130,14 +130,7 @@ class LSTMLM(nn.Module):
         return out.view(x.shape)
 
     def check_ids(self, x: torch.Tensor) -> None:
-        if x.dim() != 2:
-            raise TextbenchError(f"expected token ids of shape [batch, length], got {tuple(x.shape)}")
-        if x.dtype not in (torch.int64, torch.int32):
-            raise TextbenchError(f"expected integer token ids, got {x.dtype}")
-        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.vocab_size):
-            raise TextbenchError(
-                f"token id out of range [0, {self.vocab_size}): min {int(x.min())}, max {int(x.max())}"
-            )
+        check_token_ids(x, self.vocab_size)
 
     # -- sampling --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -190,6 +183,16 @@ def one_bias_(lstm: nn.LSTM) -> nn.LSTM:
                 p.zero_()
                 p.requires_grad_(False)
     return lstm
+
+
+def check_token_ids(x: torch.Tensor, vocab_size: int) -> None:
+    """One clear error unless ``x`` is an integer [batch, length] tensor of ids in [0, vocab_size)."""
+    if x.dim() != 2:
+        raise TextbenchError(f"expected token ids of shape [batch, length], got {tuple(x.shape)}")
+    if x.dtype not in (torch.int64, torch.int32):
+        raise TextbenchError(f"expected integer token ids, got {x.dtype}")
+    if x.numel() and (int(x.min()) < 0 or int(x.max()) >= vocab_size):
+        raise TextbenchError(f"token id out of range [0, {vocab_size}): min {int(x.min())}, max {int(x.max())}")
 
 
 def inverse_cdf(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
