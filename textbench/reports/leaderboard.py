@@ -538,6 +538,7 @@ class TableSpec:
     units_note: str = ""
     only: tuple[str, ...] = ()  # canonical suites this table shows (empty: every suite of its kind not in ``skip``)
     skip: tuple[str, ...] = ()
+    samples: int = 0  # final samples shown per complete run below the table
 
 
 TABLE_SPECS = (
@@ -587,6 +588,7 @@ TABLE_SPECS = (
         "§2.6). BLEU-n and Self-BLEU-n are 0–1; RS-BLEU-n = Self-BLEU-n of the samples / Self-BLEU-n of the test data; "
         "NLL_test in nats/token.",
         only=("coco",),
+        samples=3,
     ),
 )
 
@@ -797,7 +799,27 @@ def _build_table(spec: TableSpec, agg: pd.DataFrame, runs: Sequence[Run], suites
         head += ["† the paper prints '–(MLE)' / '(same as MLE)': the best was reached during MLE pre-training; "
                  "the value is the MLE row's.", ""]
     md = "\n".join(head) + "\n" + "\n".join(md_sections)
+    if spec.samples:
+        md += _sample_section(runs, suites, spec.samples)
     return LeaderboardTable(spec.name, spec.title, frame, md)
+
+
+def _sample_section(runs: Sequence[Run], suites: list[str], k: int, seed: int = 0) -> str:
+    """``k`` samples per complete run (seeded choice from its final samples.txt), as people read them."""
+    import random
+
+    lines = ["", "### Samples", "", f"{k} final samples per run, chosen with `random.Random({seed})` from its `samples.txt`:", ""]
+    shown = 0
+    for r in sorted((r for r in runs if r.complete and r.suite in suites), key=lambda r: (pub.algo_sort_key(r.algo), r.profile, r.seed or 0)):
+        try:
+            text = RunDir(r.path).samples_path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        picked = random.Random(seed).sample(text, min(k, len(text)))
+        lines.append(f"- **{r.name}** ({r.signature.label}):")
+        lines += ["  - " + line.replace("|", "\\|") for line in picked]
+        shown += 1
+    return "\n".join(lines) + "\n" if shown else ""
 
 
 def _runs_table(runs: Sequence[Run], out_dir: Path) -> LeaderboardTable:
