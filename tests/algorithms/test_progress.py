@@ -24,7 +24,7 @@ def test_progress_at_by_hand():
 @pytest.mark.parametrize(
     "algo,extra,unit,updates",
     [
-        ("mle", {}, "minibatch", 80 * 156),
+        ("mle", {}, "minibatch", 120 * 156),  # SeqGAN's pre-training length (Table 1's MLE row)
         ("cot", {}, "iteration", 200_000),
         ("seqgan", {}, "epoch", 120 * 156 + 200 * 1),  # SeqGAN: 120 MLE epochs, 50 D calls, 200 x 1 G step
         ("maligan", {}, "epoch", 80 * 156 + 100 * 50),  # Texygen: 80 MLE epochs, 80 D calls, 100 x 50 G steps

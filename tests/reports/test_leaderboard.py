@@ -54,10 +54,15 @@ def write_run(root: Path, suite: str, algo: str, profile: str, seed: int, metric
     d = Path(root) / suite / algo / f"{profile}-seed{seed}"
     (d / "checkpoints").mkdir(parents=True, exist_ok=True)
     steps = int(df["step"].iloc[-1])
+    try:  # the profile's settings as the code defines them (a run made under another definition drifts)
+        from textbench.engine.loop import resolve_settings
+
+        base = resolve_settings(algo, suite, profile)
+    except Exception:  # noqa: BLE001 - an algorithm or profile the tests make up
+        base = {"steps": steps, "eval_every": int(df["step"].iloc[1]) if len(df) > 1 else steps, "g_lr": 0.001}
     cfg = {
         "algo": algo, "suite": suite, "profile": profile, "seed": seed,
-        "settings": {"steps": steps, "eval_every": int(df["step"].iloc[1]) if len(df) > 1 else steps,
-                     "g_lr": 0.001, **({"oracle": "seqgan"} if suite == "synthetic" else {}), **(settings or {})},
+        "settings": {**base, **({"oracle": "seqgan"} if suite == "synthetic" else {}), **(settings or {})},
         "textbench_version": "0.1.0", "git_commit": None, "git_dirty": False,
         "versions": {"python": "3.11", "torch": "2.x", "numpy": "2.x"}, "device": "cpu",
         "command": f"textbench run {suite} {algo} --profile {profile} --seed {seed}",
@@ -380,10 +385,11 @@ def _write_run(d, cfg, complete=True):
 
 
 @pytest.mark.parametrize("source_profile, source_complete, steps, published", [
-    ("paper", True, 180, True),     # the paper's pre-training taken from the MLE paper run
+    ("texygen", True, 180, True),   # Texygen's pre-training (80 MLE epochs) taken from an MLE run of that length
+    ("paper", True, 180, False),    # MLE's paper profile is SeqGAN's 120 epochs: not MaliGAN's pre-training
     ("quick", True, 180, False),    # a quick MLE run is not the paper's pre-training
-    ("paper", False, 180, False),   # an unfinished source
-    ("paper", True, 100, False),    # a truncated schedule
+    ("texygen", False, 180, False),  # an unfinished source
+    ("texygen", True, 100, False),  # a truncated schedule
 ])
 def test_pretraining_from_the_mle_paper_run_keeps_the_paper_setting(tmp_path, source_profile, source_complete, steps, published):
     from textbench.engine.loop import resolve_settings
@@ -402,7 +408,7 @@ def test_pretraining_from_the_mle_paper_run_keeps_the_paper_setting(tmp_path, so
     _write_run(d, cfg)
     sig = lb.run_signature("synthetic", "maligan", "paper", cfg, d)
     assert sig.published_setting is published
-    assert ("pre-trained by mle paper-seed0" in sig.setting) is published
+    assert (f"pre-trained by mle {source_profile}-seed0 (80 epochs)" in sig.setting) is published
     plain = lb.run_signature("synthetic", "maligan", "paper", {**cfg, "overrides": {}, "settings": resolve_settings("maligan", "synthetic", "paper")})
     assert (sig.fields["overrides"] == plain.fields["overrides"]) is published
     assert lb.RUN_NAME_RE.match(d.name).group("profile") == "paper"
@@ -465,7 +471,7 @@ def test_pretraining_source_must_have_the_algorithms_pretraining_length(tmp_path
 
     ssig = {"suite": "synthetic", "oracle": "seqgan", "train_sha256": "ab"}
     root = tmp_path / "results" / "runs" / "synthetic"
-    over = {} if source_epochs == 80 else {"steps": source_epochs * 156}
+    over = {} if source_epochs == 120 else {"steps": source_epochs * 156}  # MLE's paper profile: 120 epochs
     name = "paper-seed0" if not over else "paper-seed0-setaaaaaaaa"
     src_settings = resolve_settings("mle", "synthetic", "paper", over)
     del src_settings["full_eval_every"]  # a source made before a setting existed (its default then applied)
@@ -482,3 +488,20 @@ def test_pretraining_source_must_have_the_algorithms_pretraining_length(tmp_path
     sig = lb.run_signature("synthetic", algo, "paper", cfg, d)
     assert sig.published_setting is published
     assert (f"pre-trained by mle paper-seed0 ({source_epochs} epochs)" in sig.setting) is published
+
+
+def test_a_run_made_under_an_earlier_profile_definition_is_its_own_setting(tmp_path):
+    """MLE's paper profile became 120 epochs: the 80-epoch run made as 'paper' is labelled, not compared."""
+    root = tmp_path / "runs"
+    curve = {"step": [0, 780], "wall_s": [0.0, 1.0], "nll_oracle": [10.0, 9.1], "nll_test": [8.5, 8.8]}
+    write_run(root, "synthetic", "mle", "paper", 0, curve, settings={"steps": 80 * 156})
+    write_run(root, "synthetic", "mle", "paper", 1, curve)  # the current definition (120 epochs)
+    t1 = lb.build_leaderboard(root, out_dir=tmp_path / "lb")["table1"]
+    mle = t1.frame[(t1.frame["algo"] == "mle") & (t1.frame["n_runs"] == 1)]
+    assert len(mle) == 2
+    old = mle[mle["label"].str.contains("earlier 'paper' profile: steps=12480")].iloc[0]
+    new = mle[~mle["label"].str.contains("earlier")].iloc[0]
+    assert pd.isna(old["nll_oracle_final_paper"]) and new["nll_oracle_final_paper"] == 9.08
+    # a --set equal to the profile's value changes nothing
+    sig = lb.run_signature("synthetic", "mle", "paper", {"settings": {"steps": 120 * 156}, "overrides": {"steps": 120 * 156}})
+    assert sig.published_setting and sig.setting == ""

@@ -134,7 +134,7 @@ def pretrained_from(run_path: Path | None, config: dict) -> dict | None:
     except TextbenchError:
         return None
     src_settings = src_cfg.get("settings") if isinstance(src_cfg.get("settings"), dict) else {}
-    ok = (src_cfg.get("algo") == "mle" and src_cfg.get("profile") == "paper" and set(src_cfg.get("overrides") or {}) <= {"steps"}
+    ok = (src_cfg.get("algo") == "mle" and set(src_cfg.get("overrides") or {}) <= {"steps"}
           and src_cfg.get("seed") == config.get("seed") and src_cfg.get("suite_signature") == config.get("suite_signature"))
     try:
         from ..engine.loop import resolve_settings  # the paper schedules, as the code defines them
@@ -152,7 +152,26 @@ def pretrained_from(run_path: Path | None, config: dict) -> dict | None:
         return None
     if not ok:
         return None
-    return {"algo": "mle", "profile": "paper", "seed": src_cfg.get("seed"), "run": src.path.name, "epochs": int(epochs)}
+    return {"algo": "mle", "profile": src_cfg.get("profile"), "seed": src_cfg.get("seed"), "run": src.path.name, "epochs": int(epochs)}
+
+
+def setting_changes(algo: str, suite: str, profile: str, settings: dict, overrides: dict,
+                    set_keys: set[str] | None = None) -> tuple[dict, dict]:
+    """What sets a run's setting apart from its profile as the code defines it now: (its ``--set`` values that
+    differ from the profile's — one equal to it changes nothing —, the other settings whose recorded value
+    differs: the run was made under an earlier definition of the profile). Settings the run predates are not
+    compared (they did not exist: the run had their later default's behaviour or none)."""
+    try:
+        from ..engine.loop import resolve_settings
+
+        current = resolve_settings(algo, suite, profile)
+    except (TextbenchError, KeyError, TypeError, ValueError):
+        return dict(overrides), {}
+    changed = {k: v for k, v in overrides.items() if k not in current or _canonical_json(current[k]) != _canonical_json(v)}
+    set_keys = set(overrides) if set_keys is None else set_keys  # every --set key, even ones that change nothing
+    drift = {k: v for k, v in settings.items()
+             if k not in set_keys and k in current and _canonical_json(current[k]) != _canonical_json(v)}
+    return changed, drift
 
 
 def run_signature(suite: str, algo: str, profile: str, config: dict | None, path: Path | None = None) -> Signature:
@@ -161,8 +180,9 @@ def run_signature(suite: str, algo: str, profile: str, config: dict | None, path
     Hashed (canonical JSON: sorted keys, no spaces; SHA-256, first 8 hex digits): the canonical suite name
     (``oracle`` = ``synthetic``), config.json's ``suite_signature`` without its descriptive keys (``units``)
     and otherwise opaque (data files, token-array fingerprints, oracle), ``settings.oracle`` (the oracle is
-    named there even in configs without a suite signature), the algorithm, the profile and config.json's
-    ``overrides`` (the ``--set`` keys with their values). The seed is not part of it.
+    named there even in configs without a suite signature), the algorithm, the profile and what sets the run
+    apart from that profile as the code defines it now (:func:`setting_changes`: ``--set`` values that differ
+    from it, and settings recorded under an earlier definition of the profile). The seed is not part of it.
     """
     cfg = config if isinstance(config, dict) else {}
     canon = pub.canonical_suite(suite)
@@ -173,11 +193,14 @@ def run_signature(suite: str, algo: str, profile: str, config: dict | None, path
     if oracle is None and isinstance(ssig.get("oracle"), str):
         oracle = ssig["oracle"]
     overrides = cfg.get("overrides") if isinstance(cfg.get("overrides"), dict) else {}
-    source = pretrained_from(path, cfg) if set(overrides) & PRETRAINING_OVERRIDES else None
+    set_keys = set(overrides)
+    source = pretrained_from(path, cfg) if set_keys & PRETRAINING_OVERRIDES else None
     if source is not None:  # the paper's pre-training, taken from an MLE paper run: not a change of setting
         overrides = {k: v for k, v in overrides.items() if k not in PRETRAINING_OVERRIDES}
+    overrides, drift = setting_changes(algo, suite, profile, settings, overrides, set_keys)
+    drift.pop("oracle", None)  # a field of its own below
     fields = {"suite": canon, "suite_signature": ssig, "oracle": oracle, "algo": algo, "profile": profile,
-              "overrides": overrides}
+              "overrides": {**overrides, **drift}}
     key = _short_hash(fields)
     data_key = _short_hash({k: fields[k] for k in ("suite", "suite_signature", "oracle")})
     parts = []
@@ -187,8 +210,10 @@ def run_signature(suite: str, algo: str, profile: str, config: dict | None, path
     shown = {k: v for k, v in overrides.items() if k != "oracle" or not other_oracle}
     if shown:
         parts.append("set " + ", ".join(f"{k}={_setting_value(v)}" for k, v in sorted(shown.items())))
+    if drift:
+        parts.append(f"made under an earlier '{profile}' profile: " + ", ".join(f"{k}={_setting_value(v)}" for k, v in sorted(drift.items())))
     allowed = PUBLISHED_SETTING_OVERRIDES.get(canon, frozenset())
-    published = not other_oracle and set(overrides) <= allowed
+    published = not other_oracle and set(overrides) <= allowed and not drift
     if source is not None:
         parts.append(f"pre-trained by {source['algo']} {source['profile']}-seed{source['seed']} ({source['epochs']} epochs)")
     return Signature(key, data_key, algo, profile, " · ".join(parts), published, fields)
