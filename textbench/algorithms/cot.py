@@ -66,6 +66,24 @@ PRECISIONS = ("fp32", "bf16")
 _MM_DTYPE = {"fp32": None, "bf16": torch.bfloat16}
 
 
+#: the mediator and data settings shared by every CoT variant (cot, cot-strong)
+MEDIATOR_DEFAULTS = {"m_emb": 64, "m_hidden": 64, "m_init_std": 0.1, "m_dropout": 0.5, "m_lr": 3e-3,
+                     "m_betas": [0.9, 0.95], "m_steps": 1, "shuffle": False}
+MEDIATOR_SPECS = {"m_steps": COUNT, "shuffle": FLAG}  # the rest by name family (config.FAMILY_SPECS)
+MEDIATOR_HELP = {
+    "m_emb": "mediator embedding size",
+    "m_hidden": "mediator LSTM size",
+    "m_init_std": "std of the mediator's normal init (embedding, output)",
+    "m_dropout": "mediator dropout on the LSTM output during its update",
+    "m_lr": "mediator Adam learning rate",
+    "m_betas": "mediator Adam betas",
+    "m_steps": "mediator updates per iteration",
+    "shuffle": "reshuffle the real batches every epoch (published: sequential)",
+}
+#: the official cadence: NLL_oracle and NLL_test every 100 iterations; the JSDs every 1,000 (protocol)
+PAPER_PROFILE = {"steps": 200_000, "eval_every": 100, "full_eval_every": 1000}
+
+
 @register_algorithm("cot", "Cooperative Training: generator minimises JSD through a mediator trained on ½(P+G)")
 class CoT(Algorithm):
     name = "cot"
@@ -75,39 +93,21 @@ class CoT(Algorithm):
         "g_lr": 1e-3,
         "g_betas": [0.9, 0.95],
         "g_clip": 0.0,
-        "m_emb": 64,
-        "m_hidden": 64,
-        "m_init_std": 0.1,
-        "m_dropout": 0.5,
-        "m_lr": 3e-3,
-        "m_betas": [0.9, 0.95],
-        "m_steps": 1,
-        "shuffle": False,
+        **MEDIATOR_DEFAULTS,
         "precision": "fp32",
     }
-    specs = {"m_steps": COUNT, "shuffle": FLAG, "precision": Spec("str", choices=PRECISIONS)}  # the rest by name family (config.FAMILY_SPECS)
+    specs = {**MEDIATOR_SPECS, "precision": Spec("str", choices=PRECISIONS)}  # the rest by name family (config.FAMILY_SPECS)
     help = {
         **GENERATOR_HELP,
         "g_lr": "generator Adam learning rate",
         "g_betas": "generator Adam betas",
         "g_clip": "generator global-norm clip (0 = off, as published)",
-        "m_emb": "mediator embedding size",
-        "m_hidden": "mediator LSTM size",
-        "m_init_std": "std of the mediator's normal init (embedding, output)",
-        "m_dropout": "mediator dropout on the LSTM output during its update",
-        "m_lr": "mediator Adam learning rate",
-        "m_betas": "mediator Adam betas",
-        "m_steps": "mediator updates per iteration",
-        "shuffle": "reshuffle the real batches every epoch (published: sequential)",
+        **MEDIATOR_HELP,
         "precision": "training arithmetic: fp32 (as published) or bf16 (bf16 operands for the output-layer "
         "products, faster where the CPU has bf16 matrix instructions (AVX512-BF16, AMX); softmax, KL, "
         "parameters, optimizer state and evaluation stay fp32)",
     }
-    profiles = {
-        "quick": {"steps": 300, "eval_every": 100},
-        # the official cadence: NLL_oracle and NLL_test every 100 iterations; the JSDs every 1,000 (protocol)
-        "paper": {"steps": 200_000, "eval_every": 100, "full_eval_every": 1000},
-    }
+    profiles = {"quick": {"steps": 300, "eval_every": 100}, "paper": dict(PAPER_PROFILE)}
     # a CoT step on coco (V≈4,660, L=38) costs ~1.4 s of CPU: keep the quick profile to minutes
     suite_profiles = {("quick", "coco"): {"steps": 200, "eval_every": 50}, ("quick", "emnlp"): {"steps": 200, "eval_every": 50}}
 

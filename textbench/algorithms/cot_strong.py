@@ -64,12 +64,12 @@ from __future__ import annotations
 
 import torch
 
-from ..config import COUNT, FLAG, Spec
+from ..config import COUNT, Spec
 from ..models.fused import mediator_nll_backward
 from ..models.leakgan import LeakDiscriminator, LeakGANGenerator
 from ..registry import register_algorithm
 from .base import GENERATOR_DEFAULTS, GENERATOR_HELP, Algorithm, BatchCycler, clip_and_step
-from .cot import cot_generator_loss
+from .cot import MEDIATOR_DEFAULTS, MEDIATOR_HELP, MEDIATOR_SPECS, PAPER_PROFILE, cot_generator_loss
 
 
 class FeatureExtractor(LeakDiscriminator):
@@ -110,18 +110,10 @@ class CoTStrong(Algorithm):
         "leak_num_filters": [100, 200],
         "leak_goal_size": 16,
         "leak_step_size": 4,
-        "m_emb": 64,
-        "m_hidden": 64,
-        "m_init_std": 0.1,
-        "m_dropout": 0.5,
-        "m_lr": 3e-3,
-        "m_betas": [0.9, 0.95],
-        "m_steps": 1,
-        "shuffle": False,
+        **MEDIATOR_DEFAULTS,
     }
     specs = {  # the rest by name family (config.FAMILY_SPECS)
-        "m_steps": COUNT,
-        "shuffle": FLAG,
+        **MEDIATOR_SPECS,
         "leak_filter_sizes": Spec("list", item="int", ge=1),
         "leak_num_filters": Spec("list", item="int", ge=1),
         "leak_goal_size": COUNT,
@@ -140,19 +132,11 @@ class CoTStrong(Algorithm):
         "leak_num_filters": "feature extractor filters per width (their sum is the leaked-feature size)",
         "leak_goal_size": "goal size k (the worker outputs V × k)",
         "leak_step_size": "step size c: goals are summed per c tokens",
-        "m_emb": "mediator embedding size",
-        "m_hidden": "mediator LSTM size",
-        "m_init_std": "std of the mediator's normal init (embedding, output)",
-        "m_dropout": "mediator dropout on the LSTM output during its update",
-        "m_lr": "mediator Adam learning rate",
-        "m_betas": "mediator Adam betas",
-        "m_steps": "mediator updates per iteration",
-        "shuffle": "reshuffle the real batches every epoch (as cot: sequential)",
+        **MEDIATOR_HELP,
     }
     profiles = {
         "quick": {"steps": 150, "eval_every": 50},
-        # cot's paper profile (the CoT paper reports no separate budget for TextCoT-strong)
-        "paper": {"steps": 200_000, "eval_every": 100, "full_eval_every": 1000},
+        "paper": dict(PAPER_PROFILE),  # cot's (the CoT paper reports no separate budget for TextCoT-strong)
     }
     suite_profiles = {("quick", "coco"): {"steps": 60, "eval_every": 20}, ("quick", "emnlp"): {"steps": 60, "eval_every": 20}}
 
