@@ -380,3 +380,21 @@ def test_load_runs_suite_filter_uses_aliases(tmp_path):
     rep = rg.regress(root, do_replay=False)
     (c,) = by_check(rep, "published", "synthetic/cot nll_oracle final [T1]")
     assert c.status == "pass"
+
+
+def test_learning_claims_do_not_apply_to_runs_that_start_pretrained_and_bounds_allow_rounding(tmp_path):
+    """A GAN started from an MLE run (init_from) has a trained model at step 0: "final < initial" does not apply;
+    an exact JSD at ln 2 computed as ln 2 + 2e-15 respects its bound."""
+    import math
+
+    root = tmp_path / "runs"
+    rows = {"step": [0, 5], "wall_s": [0.0, 1.0], "nll_oracle": [9.1, 9.4], "nll_test": [8.78, 10.4],
+            "jsd": [math.log(2), math.log(2) + 2e-15]}
+    write_run(root, "synthetic", "gcn", "paper", 0, rows, settings={"init_from": "results/runs/synthetic/mle/x"})
+    write_run(root, "synthetic", "maligan", "paper", 0, rows)  # the same numbers from an untrained start: a failure
+    rep = rg.regress(root, do_replay=False)
+    (gcn,) = by_check(rep, "claim", "synthetic/gcn: nll_oracle final < nll_oracle initial")
+    assert gcn.status == "missing" and "not applicable" in gcn.note
+    (mal,) = by_check(rep, "claim", "synthetic/maligan: nll_oracle final < nll_oracle initial")
+    assert mal.status == "fail"
+    assert all(c.status == "pass" for c in by_check(rep, "claim", "jsd final <= 0.693147"))

@@ -481,9 +481,11 @@ def qualitative_claims() -> pd.DataFrame:
     return _claims().copy()
 
 
+#: non-strict bounds allow float64 rounding (1e-12 relative): e.g. an exact JSD at its maximum ln 2 computes
+#: to ln 2 + 2e-15
 OPS = {
     "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
+    "<=": lambda a, b: a <= b + 1e-12 * max(1.0, abs(b)),
     ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
+    ">=": lambda a, b: a >= b - 1e-12 * max(1.0, abs(b)),
 }

@@ -423,11 +423,22 @@ def evaluate_claims(runs: Sequence[Run], profile: str = "paper", suite: str | No
                 if profile == "paper" and others:
                     why = f"paper-scale run absent (only {', '.join(sorted(others))} runs); " + why
                 chk.note = f"[{c.id}] {why}"
+            elif c.rhs_stat == "initial" and _starts_pretrained(lg, runs):
+                chk.note = (f"[{c.id}] not applicable: step 0 of these runs is the generator they took from another "
+                            "run (init_from), not an untrained one")
             else:
                 chk.status = PASS if pub.OPS[c.op](lv, rv) else FAIL
                 chk.note = f"[{c.id}] n={ln}" + (f" vs {rn}" if rn is not None else "") + f"; {c.description}"
             checks.append(chk)
     return checks
+
+
+def _starts_pretrained(group: pd.Series | None, runs: Sequence[Run]) -> bool:
+    """Whether the runs of a signature group began from another run's generator (``init_from``)."""
+    if group is None:
+        return False
+    dirs = {str(d) for d in group["run_dirs"]}
+    return any(str(r.path) in dirs and r.settings.get("init_from") for r in runs)
 
 
 # ------------------------------------------------------------------------------------------------
