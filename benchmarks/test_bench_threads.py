@@ -15,6 +15,7 @@ import sys
 import time
 
 import pytest
+from test_bench_eval import needs_oracle
 
 N = 60  # iterations per one-thread process (after 5 warm-up iterations)
 
@@ -33,16 +34,6 @@ print(time.perf_counter() - t)
 """
 
 
-def _data_available() -> bool:
-    from textbench import data
-
-    try:
-        data.locate("synthetic/seqgan_oracle.npz")
-        return True
-    except Exception:
-        return False
-
-
 def _spawn(threads: int, iterations: int) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     return subprocess.Popen([sys.executable, "-c", WORKER, str(threads), str(iterations)], env=env, stdout=subprocess.PIPE, text=True)
@@ -57,7 +48,7 @@ def _seconds(procs: list[subprocess.Popen]) -> list[float]:
     return out
 
 
-@pytest.mark.skipif(not _data_available(), reason="needs the SeqGAN oracle (TEXTBENCH_DATA)")
+@needs_oracle
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores")
 def test_two_one_thread_runs_or_one_two_thread_run(benchmark):
     def measure():
