@@ -51,17 +51,12 @@ STEPS_PER_CALL = D_EPOCHS * (2 * D_SAMPLES // B)  # 936
 
 
 class OldDiscriminator(CNNDiscriminator):
-    """The discriminator before the fast path: the same parameters and initialisation, its forward copied
-    verbatim (``conv1d`` on [B, E, L] per width, ReLU, ``amax`` over time; ``nn.Linear`` highway)."""
+    """The discriminator before the fast path: the same parameters and initialisation, its forward as it was
+    (``conv1d`` on [B, E, L] per width, ReLU, ``amax`` over time — the module keeps that formulation as
+    ``_pooled_plain`` —; ``nn.Linear`` highway, copied below)."""
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
-        e = self.embedding(x).transpose(1, 2)  # [B, E, L]
-        length = e.shape[-1]
-        pools = []
-        for f, conv in zip(self.filter_sizes, self.convs):
-            inp = F.pad(e, (0, f - length)) if f > length else e
-            pools.append(F.relu(conv(inp)).amax(dim=-1))
-        return torch.cat(pools, dim=1)
+        return self._pooled_plain(self.embedding(x))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         z = self.pooled(x)

@@ -240,6 +240,10 @@ class RunDir:
     def write_summary(self, summary: dict) -> None:
         atomic_write_json(self.summary_path, summary)
 
+    def read_samples(self) -> list[str]:
+        """samples.txt, one sample per line (as ``write_samples`` wrote them)."""
+        return self.samples_path.read_text(encoding="utf-8").splitlines()
+
     def write_samples(self, lines: list[str]) -> None:
         """samples.txt: one sequence per line."""
         atomic_write_text(self.samples_path, "\n".join(lines) + "\n")

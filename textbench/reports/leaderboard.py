@@ -837,7 +837,7 @@ def _sample_section(runs: Sequence[Run], suites: list[str], k: int, seed: int = 
     shown = 0
     for r in sorted((r for r in runs if r.complete and r.suite in suites), key=lambda r: (pub.algo_sort_key(r.algo), r.profile, r.seed or 0)):
         try:
-            text = RunDir(r.path).samples_path.read_text(encoding="utf-8").splitlines()
+            text = RunDir(r.path).read_samples()
         except OSError:
             continue
         picked = random.Random(seed).sample(text, min(k, len(text)))

@@ -209,32 +209,26 @@ def dominance(a: Sweep, b: Sweep) -> str:
     return f"{a.label} and {b.label}: neither dominates on ({axes.x}, {axes.y}); the curves cross"
 
 
-def _published_points(ax, suite: str, axes: Axes) -> None:
-    """The published final (x, y) of every algorithm of the suite's table, as hollow diamonds (T = 1 by the
-    papers' own sampling), so that a GAN row can be read against MLE's curve."""
-    from . import published as pub
+def _published_points(ax, suite: str) -> None:
+    """``published_points`` as hollow diamonds (T = 1 by the papers' own sampling), so that a GAN row can be
+    read against MLE's curve."""
     from .plots import algo_color
 
-    labelled = False
-    for algo in pub.ALGO_ORDER:
-        x, y = (pub.lookup(suite, algo, m, "final") for m in (axes.x, axes.y))
-        if x is None or y is None:
-            continue
-        color = algo_color(algo)
-        ax.plot([x["value"]], [y["value"]], ls="none", marker="D", ms=6, mfc="none", mec=color, mew=1.4,
-                label=None if labelled else "published final values (paper)")
-        labelled = True
-        ax.annotate(f"paper: {x['paper_name']}", (x["value"], y["value"]), fontsize=7, color=color, xytext=(4, -9),
+    axes = axes_for(suite)
+    for i, p in enumerate(published_points(suite)):
+        x, y, color = p.table[axes.x].iloc[0], p.table[axes.y].iloc[0], algo_color(p.meta["algo"])
+        ax.plot([x], [y], ls="none", marker="D", ms=6, mfc="none", mec=color, mew=1.4,
+                label="published final values (paper)" if i == 0 else None)
+        ax.annotate(f"paper: {p.meta['paper_name']}", (x, y), fontsize=7, color=color, xytext=(4, -9),
                     textcoords="offset points")
 
 
 def plot_sweeps(sweeps: Sequence[Sweep], out_path: Path) -> Path:
     """Quality against diversity for several runs of one suite, one colour per algorithm, T = 1 marked, the
     published final numbers of the suite's table as hollow diamonds."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .plots import algo_color
+    from .plots import _save, algo_color
 
     if not sweeps:
         raise TextbenchError("no temperature sweeps to plot")
@@ -243,7 +237,6 @@ def plot_sweeps(sweeps: Sequence[Sweep], out_path: Path) -> Path:
         raise TextbenchError(f"sweeps of several suites ({', '.join(sorted(suites))}): plot one suite at a time")
     axes = axes_for(suites.pop())
     fig = Figure(figsize=(6.4, 4.8))
-    FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     for s in sweeps:
         t = s.table.dropna(subset=[axes.x, axes.y])
@@ -254,7 +247,7 @@ def plot_sweeps(sweeps: Sequence[Sweep], out_path: Path) -> Path:
             ax.plot(one[axes.x], one[axes.y], ls="none", marker="*", ms=11, color=color, mec="black", mew=0.6)
         for _, r in t.iloc[[0, -1]].iterrows():
             ax.annotate(f"T={r['temperature']:g}", (r[axes.x], r[axes.y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    _published_points(ax, sweeps[0].meta["suite"], axes)
+    _published_points(ax, sweeps[0].meta["suite"])
     # the catalogue's axis label says "higher is better" where it is (BLEU); lower is better is said here
     ax.set_xlabel(catalogue.axis_label(axes.x) + (" (lower = more diverse)" if axes.x_lower_is_better else ""))
     ax.set_ylabel(catalogue.axis_label(axes.y) + (" (lower = better)" if axes.y_lower_is_better else ""))
@@ -262,12 +255,7 @@ def plot_sweeps(sweeps: Sequence[Sweep], out_path: Path) -> Path:
     ax.set_title(f"{sweeps[0].meta['suite']}: quality vs diversity over temperature (★ = T 1; {'/'.join(map(str, n))} samples)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=120)
-    tmp.replace(out_path)
-    return out_path
+    return _save(fig, Path(out_path), dpi=120)
 
 
 def published_points(suite: str) -> list[Sweep]:
@@ -278,7 +266,8 @@ def published_points(suite: str) -> list[Sweep]:
     for algo in pub.ALGO_ORDER:
         x, y = (pub.lookup(suite, algo, m, "final") for m in (axes.x, axes.y))
         if x is not None and y is not None:
-            meta = {"algo": algo, "suite": suite, "profile": "published", "seed": None, "name": f"published {x['paper_name']}"}
+            meta = {"algo": algo, "suite": suite, "profile": "published", "seed": None, "paper_name": x["paper_name"],
+                    "name": f"published {x['paper_name']}"}
             out.append(Sweep(meta, pd.DataFrame({"temperature": [1.0], axes.x: [x["value"]], axes.y: [y["value"]]})))
     return out
 
@@ -310,11 +299,12 @@ def sweep_table(sweeps_dir: Path = DEFAULT_OUT) -> tuple[pd.DataFrame, str]:
             lines.append(f"| {w.label} | {row['t_min']:g}–{row['t_max']:g} ({len(t)}) | {row['samples']} | {t1[0]} | {t1[1]} | "
                          f"{row[f'{axes.y}_best']:.3f} ({row['t_best']:g}) | {row[f'{axes.x}_at_best']:.3f} |")
         lines += ["", "Dominance (between runs of one profile; against the published values for `paper` runs):", ""]
+        published = published_points(suite)
         for i, a in enumerate(ours):
             for b in ours[i + 1 :]:
                 if a.meta["profile"] == b.meta["profile"]:
                     lines.append(f"- {dominance(a, b)}")
-            for p in published_points(suite) if a.meta["profile"] == "paper" else []:
+            for p in published if a.meta["profile"] == "paper" else []:
                 name = p.meta["name"]
                 if dominates(a.table, p.table, axes):
                     lines.append(f"- {a.label} dominates the {name} value ({axes.x} {p.table[axes.x].iloc[0]:g}, "
