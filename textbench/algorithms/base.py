@@ -81,9 +81,11 @@ class Algorithm:
         return {"unit": self.unit, "measures": list(PROGRESS_MEASURES), "segments": segments, "offset": list(self.progress_offset())}
 
     # -- helpers shared by algorithms ------------------------------------------------------------
-    def make_lstm(self, emb: int, hidden: int, dropout: float = 0.0) -> LSTMLM:
+    def make_lstm(self, emb: int, hidden: int, dropout: float = 0.0, two_biases: bool = False) -> LSTMLM:
+        """An ``LSTMLM`` on this suite: a one-bias TF cell, or with ``two_biases`` a CuDNN cell (CoT's mediator)."""
         return LSTMLM(
-            self.suite.vocab_size, emb, hidden, self.suite.seq_len, start_token=self.suite.start_token, dropout=dropout
+            self.suite.vocab_size, emb, hidden, self.suite.seq_len, start_token=self.suite.start_token, dropout=dropout,
+            two_biases=two_biases,
         ).to(self.device)
 
     def make_generator(self) -> LSTMLM:

@@ -17,7 +17,8 @@ A generator G_θ and a mediator M_φ. Per iteration:
    is logged with dropout off (``bnll``), then minimised with dropout 0.5 on M's LSTM output. One Adam step.
 
 Published settings: G emb/hidden 32, all tensors N(0, 0.1²), Adam(1e-3, β=(0.9, 0.95)); M emb/hidden
-64 (2×), embedding/output N(0, 0.1²), orthogonal LSTM kernels, zero biases, dropout 0.5 (keep 0.5)
+64 (2×), a CuDNN LSTM: embedding/output N(0, 0.1²), orthogonal LSTM kernels, two bias vectors (input and
+recurrent, both zero-initialised and trained), dropout 0.5 (keep 0.5)
 during its update only, Adam(3e-3, β=(0.9, 0.95)); no gradient clipping, no MLE pre-training;
 200,000 iterations. Deviation: none in the objective; PyTorch's LSTM carries the same equations.
 
@@ -115,7 +116,7 @@ class CoT(Algorithm):
         super().__init__(suite, settings, rng)
         s = settings
         self.g = self.make_generator()
-        self.m = self.make_lstm(s["m_emb"], s["m_hidden"], dropout=s["m_dropout"]).init_mediator_(s["m_init_std"], rng)
+        self.m = self.make_lstm(s["m_emb"], s["m_hidden"], dropout=s["m_dropout"], two_biases=True).init_mediator_(s["m_init_std"], rng)
         # foreach: the same numbers as the default per-parameter loop (bit for bit), 4x faster on CPU
         self.g_opt = torch.optim.Adam(self.g.parameters(), lr=s["g_lr"], betas=tuple(s["g_betas"]), eps=1e-8, foreach=True)
         self.m_opt = torch.optim.Adam(self.m.parameters(), lr=s["m_lr"], betas=tuple(s["m_betas"]), eps=1e-8, foreach=True)

@@ -150,7 +150,7 @@ class CoTStrong(Algorithm):
             suite.vocab_size, suite.seq_len, self.f, s["g_emb"], s["g_hidden"], s["leak_goal_size"], s["leak_step_size"], suite.start_token
         ).init_texygen_(s["g_init_std"], rng).to(self.device)
         self.g.eval()  # nothing in G depends on the mode (no dropout anywhere in it)
-        self.m = self.make_lstm(s["m_emb"], s["m_hidden"], dropout=s["m_dropout"]).init_mediator_(s["m_init_std"], rng)
+        self.m = self.make_lstm(s["m_emb"], s["m_hidden"], dropout=s["m_dropout"], two_biases=True).init_mediator_(s["m_init_std"], rng)
         self.g_params = self.g.worker_parameters() + self.g.manager_parameters() + self.f.feature_parameters()
         self.g_opt = torch.optim.Adam(self.g_params, lr=s["g_lr"], betas=tuple(s["g_betas"]), eps=1e-8, foreach=True)
         self.m_opt = torch.optim.Adam(self.m.parameters(), lr=s["m_lr"], betas=tuple(s["m_betas"]), eps=1e-8, foreach=True)

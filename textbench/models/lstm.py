@@ -11,9 +11,10 @@ These are exactly PyTorch's ``nn.LSTM`` equations (gate order i, f, g, o), so th
 ``nn.Embedding`` → ``nn.LSTM`` → ``nn.Linear``; the oracle's single TF bias goes into ``bias_ih`` with
 ``bias_hh`` = 0.
 
-TensorFlow's LSTM cell (SeqGAN, CoT, Texygen) has one bias per gate; ``nn.LSTM`` has two, whose sum acts
-as one. A trainable ``bias_hh`` would get the same gradient as ``bias_ih`` and so move the gate biases at
-twice the rate (Adam: two unit-sized steps), so it is held at zero and frozen (``one_bias_``).
+TensorFlow's LSTM cell (SeqGAN, CoT's generator, Texygen) has one bias per gate; ``nn.LSTM`` has two, whose
+sum acts as one. A trainable ``bias_hh`` would get the same gradient as ``bias_ih`` and so move the gate biases
+at twice the rate (Adam: two unit-sized steps), so it is held at zero and frozen (``one_bias_``). CoT's
+mediator is a CuDNN LSTM, which has two trainable bias vectors like ``nn.LSTM``: ``two_biases=True`` keeps both.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class LSTMLM(nn.Module):
         seq_len: int,
         start_token: int = 0,
         dropout: float = 0.0,
+        two_biases: bool = False,
     ):
         super().__init__()
         self.vocab_size = vocab_size
@@ -48,7 +50,8 @@ class LSTMLM(nn.Module):
         self.start_token = start_token
         self.dropout = dropout  # on h_t before the output layer, only in train() mode (CoT mediator)
         self.embedding = nn.Embedding(vocab_size, emb_dim)
-        self.lstm = one_bias_(nn.LSTM(emb_dim, hidden_dim, batch_first=True))
+        lstm = nn.LSTM(emb_dim, hidden_dim, batch_first=True)
+        self.lstm = lstm if two_biases else one_bias_(lstm)  # CuDNN cells (CoT's mediator): two trained biases
         self.output = nn.Linear(hidden_dim, vocab_size)
 
     # -- initialisations -------------------------------------------------------------------------
@@ -63,7 +66,8 @@ class LSTMLM(nn.Module):
         return self
 
     def init_mediator_(self, std: float, generator: torch.Generator) -> "LSTMLM":
-        """CoT mediator: embedding and output N(0, std²); each gate's LSTM kernel orthogonal; biases 0."""
+        """CoT mediator: embedding and output N(0, std²); each gate's LSTM kernel orthogonal; both biases 0
+        (a CuDNN LSTM: build it with ``two_biases=True`` and both are trained, as in the official code)."""
         with torch.no_grad():
             self.embedding.weight.copy_(torch.randn(self.embedding.weight.shape, generator=generator) * std)
             self.output.weight.copy_(torch.randn(self.output.weight.shape, generator=generator) * std)
