@@ -11,11 +11,13 @@ The Python API (:mod:`textbench.api`; the CLI commands run, generate and eval us
     textbench.load_run(res.path)                             # open an existing run directory
     textbench.generate(res, 10, temperature=0.8, seed=0)     # token ids (synthetic) or lines (text suites)
     textbench.evaluate(samples, run=res)                     # or references=..., or suite=...
+    textbench.sweep(["mle", "cot"], "synthetic", seeds=[0, 1])  # a grid of runs (textbench.sweeps module)
 """
 
 __version__ = "0.1.0"
 
 from .api import Evaluation, RunResult, evaluate, generate, load_run, run  # noqa: E402
 from .errors import TextbenchError  # noqa: E402
+from .sweeps import sweep  # noqa: E402  (the function; its module is textbench.sweeps)
 
-__all__ = ["__version__", "run", "load_run", "generate", "evaluate", "RunResult", "Evaluation", "TextbenchError"]
+__all__ = ["__version__", "run", "load_run", "generate", "evaluate", "RunResult", "Evaluation", "TextbenchError", "sweep"]

@@ -280,12 +280,49 @@ def sweep_temperature(run_dirs, temperatures, num, seed, out_dir, plot_path):
         click.echo(f"wrote {plot_sweeps(done, Path(plot_path))}")
 
 
-# Report commands (leaderboard, plot, regress) are registered below.
-from .reports.commands import leaderboard_cmd, plot_cmd, regress_cmd
+@main.command(name="sweep")
+@click.option("--algo", "algos", required=True, multiple=True, help="algorithm(s): repeat or comma-separate")
+@click.option("--suite", "suites", required=True, multiple=True, help="suite(s): repeat or comma-separate")
+@click.option("--profile", "profiles", default=("quick",), multiple=True, show_default=True, help="profile(s)")
+@click.option("--seed", "seeds", default=("0",), multiple=True, show_default=True, help="seed(s): 0,1,2 or a range 0-4")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="a setting for every point (as for run)")
+@click.option("--grid", "grid", multiple=True, metavar="KEY=VALUE",
+              help="one value of a swept setting, parsed as --set; repeat the key for more values (--grid m_lr=0.001 --grid m_lr=0.002)")
+@click.option("--results", "results_root", type=click.Path(file_okay=False), help="results folder (as for run)")
+@click.option("--executor", default="local", show_default=True, type=click.Choice(["local", "ray", "slurm", "submitit-local"]))
+@click.option("--jobs", type=click.IntRange(min=1), help="runs at once (default: the core count; slurm: no limit)")
+@click.option("--ray-address", help="a Ray cluster (default: a new local Ray instance)")
+@click.option("--slurm-partition", help="SLURM partition")
+@click.option("--slurm-time", default=240, show_default=True, type=click.IntRange(min=1), help="minutes per run (SLURM time limit)")
+@click.option("--slurm-mem-gb", default=4.0, show_default=True, type=click.FloatRange(min=0, min_open=True), help="memory per run")
+@click.option("--slurm-param", multiple=True, metavar="KEY=VALUE", help="any other sbatch option submitit knows (account=..., qos=...)")
+@click.option("--dry-run", is_flag=True, help="print the grid and its run directories; run nothing")
+def sweep_cmd(algos, suites, profiles, seeds, overrides, grid, results_root, executor, jobs, ray_address, slurm_partition,
+              slurm_time, slurm_mem_gb, slurm_param, dry_run):
+    """Run a grid of runs (algorithms x suites x profiles x seeds x --grid values) on an executor: complete runs
+    are skipped, unfinished ones resumed; exit 1 if any run failed."""
+    from .sweeps import format_table, sweep
+
+    slurm = {"partition": slurm_partition, "time": slurm_time, "mem_gb": slurm_mem_gb}
+    for item in slurm_param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise TextbenchError(f"--slurm-param expects key=value, got {item!r}")
+        slurm[key.strip()] = int(value) if value.strip().isdigit() else value.strip()
+    results = sweep(algos, suites, profiles, seeds, list(overrides), list(grid), results_root or None, executor=executor, jobs=jobs,
+                    ray_address=ray_address, slurm=slurm, dry_run=dry_run, log=click.echo)
+    click.echo(format_table(results))
+    if not dry_run and not all(r.ok for r in results):
+        sys.exit(1)
+
+
+# Report commands (leaderboard, plot, regress, report) are registered below.
+from .reports.commands import leaderboard_cmd, plot_cmd, regress_cmd, report_cmd
 
 main.add_command(leaderboard_cmd, "leaderboard")
 main.add_command(plot_cmd, "plot")
 main.add_command(regress_cmd, "regress")
+main.add_command(report_cmd, "report")
 
 
 if __name__ == "__main__":

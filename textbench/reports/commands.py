@@ -1,4 +1,4 @@
-"""Click commands of the reports: ``leaderboard``, ``plot`` and ``regress`` (added to the main CLI group).
+"""Click commands of the reports: ``leaderboard``, ``plot``, ``regress`` and ``report`` (added to the main CLI group).
 
 Errors are raised as :class:`textbench.errors.TextbenchError` (one-line message); the main group prints them.
 ``regress`` exits with status 1 when a check fails (``--fail-on-missing``: also when one is missing).
@@ -49,6 +49,18 @@ def plot_cmd(runs_dir: Path, suite: str | None, out_dir: Path) -> None:
 
     for p in plot_all(runs_dir, out_dir, suite):
         click.echo(str(p))
+
+
+@click.command("report")
+@click.option("--results", "results_dir", type=click.Path(path_type=Path, file_okay=False), default=DEFAULT_RUNS.parent,
+              show_default=True, help="Results folder (the one holding runs/ and sweeps/).")
+@click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="The page to write  [default: <results>/report.html].")
+def report_cmd(results_dir: Path, out_path: Path | None) -> None:
+    """One self-contained HTML page: Tables 1-3, the curves, and every run's status, settings and samples."""
+    from .html import write_report
+
+    click.echo(str(write_report(results_dir, out_path)))
 
 
 @click.command("regress")
