@@ -309,8 +309,12 @@ def sweep_cmd(algos, suites, profiles, seeds, overrides, grid, results_root, exe
         if not sep:
             raise TextbenchError(f"--slurm-param expects key=value, got {item!r}")
         slurm[key.strip()] = int(value) if value.strip().isdigit() else value.strip()
-    results = sweep(algos, suites, profiles, seeds, list(overrides), list(grid), results_root or None, executor=executor, jobs=jobs,
-                    ray_address=ray_address, slurm=slurm, dry_run=dry_run, log=click.echo)
+    try:
+        results = sweep(algos, suites, profiles, seeds, list(overrides), list(grid), results_root or None, executor=executor, jobs=jobs,
+                        ray_address=ray_address, slurm=slurm, dry_run=dry_run, log=click.echo)
+    except KeyboardInterrupt:  # not the generic hint (--resume is run's option): a sweep continues when run again
+        click.echo("interrupted; run the same textbench sweep command again to continue it", err=True)
+        sys.exit(130)
     click.echo(format_table(results))
     if not dry_run and not all(r.ok for r in results):
         sys.exit(1)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import shutil
 import signal
 import sys
 import threading
@@ -123,8 +122,9 @@ def _fmt_diff(diff: dict, left: str, right: str) -> str:
     return f"{k}: {x!r} {left}, {y!r} {right}{more}"
 
 
-def _prepare(run: Run, rd: RunDir, resume: bool, force: bool, log) -> tuple[dict, str]:
-    """Decide what to do with the run directory: (settings, ``new`` | ``resume`` | ``complete``). See ``train``."""
+def _prepare(run: Run, rd: RunDir, resume: bool, force: bool) -> tuple[dict, str]:
+    """Decide what to do with the run directory: (settings, ``new`` | ``replace`` | ``resume`` | ``complete``);
+    reads only (``train`` deletes a replaced run once it holds the lock). See ``train``."""
     d = rd.path
     state = rd.status()
     if state == "foreign":
@@ -137,9 +137,7 @@ def _prepare(run: Run, rd: RunDir, resume: bool, force: bool, log) -> tuple[dict
     ident = {"algo": run.algo, "suite": run.suite, "profile": run.profile, "seed": run.seed}
     other = _differences({k: stored[k] for k in ident}, ident)
     if force:
-        rd.remove()
-        log(f"--force: removed the previous run in {d}")
-        return run.settings, "new"
+        return run.settings, "replace"
     if other:
         raise TextbenchError(f"{d} holds a run of another kind ({_fmt_diff(other, 'there', 'asked')}); choose another --run-dir")
     if state == "complete":
@@ -172,7 +170,8 @@ def train(
     The run directory decides what happens: none → a new run; a complete run → reported, never retrained
     (``force`` replaces it); an unfinished one → an error unless ``resume`` (continue from its checkpoint,
     which must exist and agree with config.json) or ``force``. ``force`` deletes only a textbench run
-    directory holding nothing else. One process at a time holds a run directory (a lock).
+    directory holding nothing else, and only once it holds the directory's lock. One process at a time holds
+    a run directory (a lock); a directory holding only that lock file (and temporary files) is no run.
 
     Checkpoints are written at every evaluation, every ``checkpoint_every`` steps (setting), every
     ``checkpoint_every_s`` seconds of wall time, at ``stop_at_step`` and on SIGINT / SIGTERM; a SIGKILL loses
@@ -187,19 +186,27 @@ def train(
     if not checkpoint_every_s > 0:
         raise TextbenchError(f"the checkpoint interval must be > 0 seconds, not {checkpoint_every_s}")
     rd = RunDir(run.run_dir)
-    settings, action = _prepare(run, rd, resume, force, log)
+    settings, action = _prepare(run, rd, resume, force)
     created = not rd.path.exists()
     if action == "complete":
         log(f"{rd.path}: run already complete; its results stand (use --force to replace it, or another --run-dir)")
         return rd.read_summary()
     try:
-        with rd.lock():
-            rd.clean_tmp()
-            return _train_locked(run, rd, settings, action == "resume", progress, stop_at_step, log, checkpoint_every_s)
+        with rd.lock():  # held by another process: a one-line error, nothing touched
+            if action == "replace":
+                rd.remove()
+                log(f"--force: removed the previous run in {rd.path}")
+            try:
+                rd.clean_tmp()
+                return _train_locked(run, rd, settings, action == "resume", progress, stop_at_step, log, checkpoint_every_s)
+            except BaseException:
+                if action != "resume" and not rd.has_checkpoint():
+                    rd.clear()  # a new run that failed before its first checkpoint leaves nothing behind
+                raise
     except BaseException:
-        # a new run that failed before its first checkpoint leaves nothing behind
-        if created and rd.path.is_dir() and not rd.has_checkpoint():
-            shutil.rmtree(rd.path, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                rd.path.rmdir()  # the directory it made, if now empty
         raise
 
 

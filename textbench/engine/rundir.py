@@ -128,11 +128,12 @@ class RunDir:
 
     # -- state ---------------------------------------------------------------------------------------
     def status(self) -> str:
-        """``absent`` (no directory, or an empty one), ``foreign`` (files but no config.json: not a run),
+        """``absent`` (no directory, or one holding nothing but textbench's ``.lock`` and temporary files: a run
+        killed before it wrote config.json), ``foreign`` (other files but no config.json: not a run),
         ``complete`` (summary.json says ``"complete": true``) or ``in progress`` (any other run: running,
         stopped, killed or failed; resumable if it has a checkpoint)."""
         d = self.path
-        if not d.is_dir() or not any(d.iterdir()):
+        if not d.is_dir() or all(p.name == self.LOCK or (_is_tmp(p.name) and p.is_file()) for p in d.iterdir()):
             return "absent"
         if not self.config_path.is_file():
             return "foreign"
@@ -291,13 +292,25 @@ class RunDir:
                         p.unlink(missing_ok=True)
 
     def remove(self) -> None:
-        """Delete the directory (``--force``) only if it is a textbench run directory and holds nothing else."""
+        """Delete the run (``--force``, under :meth:`lock`) only if it is a textbench run directory and holds
+        nothing else: its files go; ``.lock`` (the caller's lock) stays, and the directory with it."""
         d = self.path
         self.read_config()
         others = sorted(p.name for p in d.iterdir() if p.name not in self.NAMES and not _is_tmp(p.name))
         if others:
             raise TextbenchError(f"{d}: --force refused, the directory holds files that are not a run's ({', '.join(others[:3])})")
-        shutil.rmtree(d)
+        self.clear()
+        with contextlib.suppress(OSError):
+            d.rmdir()  # only if empty
+
+    def clear(self) -> None:
+        """Delete the run's own files and temporary files, nothing else (not ``.lock``, not anyone's other files)."""
+        own = self.NAMES - {self.LOCK}
+        for p in self.path.iterdir():
+            if p.name in own and p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            elif p.name in own or (_is_tmp(p.name) and p.is_file()):
+                p.unlink()
 
 
 @dataclass
