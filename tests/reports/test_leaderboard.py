@@ -490,6 +490,79 @@ def test_pretraining_source_must_have_the_algorithms_pretraining_length(tmp_path
     assert (f"pre-trained by mle paper-seed0 ({source_epochs} epochs)" in sig.setting) is published
 
 
+COCO_SIG = {"suite": "coco", "train": {"path": "coco/train.txt", "sha256": "ab", "sentences": 10000, "used": 10000},
+            "vocab": {"size": 4662}, "seq_len": 38}
+
+
+@pytest.mark.parametrize("algo", ["seqgan", "rankgan", "maligan"])
+@pytest.mark.parametrize("source_over, steps, published", [
+    ({}, 180, True),                           # MLE's COCO paper run = Texygen's 80 epochs = the GANs' pre-training
+    ({"steps": 120 * 156}, 180, False),        # 120 epochs (SeqGAN's synthetic pre-training) is not Texygen's
+    ({"steps": 80 * 156, "g_lr": 0.02}, 180, False),  # not MLE's paper setting
+    ({}, 100, False),                          # a truncated adversarial schedule
+])
+def test_coco_pretraining_from_the_mle_coco_paper_run(tmp_path, algo, source_over, steps, published):
+    """On COCO, MLE's paper profile (Texygen's Mle.train_real, 80 epochs of ⌊10,000/64⌋ = 156 minibatches) is the
+    Texygen GANs' pre-training: a GAN taking it with init_from stays in the paper's setting. The epoch comes from
+    the suite signature (text suites have no n_train setting)."""
+    from textbench.engine.loop import resolve_settings
+
+    root = tmp_path / "results" / "runs" / "coco"
+    name = "paper-seed0" if not source_over else "paper-seed0-setaaaaaaaa"
+    _write_run(root / "mle" / name, {"algo": "mle", "suite": "coco", "profile": "paper", "seed": 0,
+                                     "settings": resolve_settings("mle", "coco", "paper", source_over),
+                                     "overrides": source_over, "suite_signature": COCO_SIG})
+    src = f"results/runs/coco/mle/{name}"
+    over = {"init_from": src, "steps": steps}
+    cfg = {"algo": algo, "suite": "coco", "profile": "paper", "seed": 0, "settings": resolve_settings(algo, "coco", "paper", over),
+           "overrides": over, "suite_signature": COCO_SIG}
+    d = root / algo / "paper-seed0-set12345678"
+    _write_run(d, cfg)
+    sig = lb.run_signature("coco", algo, "paper", cfg, d)
+    assert sig.published_setting is published
+    assert ("pre-trained by mle paper-seed0 (80 epochs)" in sig.setting) is (published and not source_over)
+    if published:  # the same row as a GAN run that pre-trained itself
+        plain = lb.run_signature("coco", algo, "paper", {**cfg, "overrides": {}, "settings": resolve_settings(algo, "coco", "paper")})
+        assert sig.fields["overrides"] == plain.fields["overrides"] == {}
+
+
+def test_coco_pretraining_source_must_be_the_same_suite_and_seed(tmp_path):
+    from textbench.engine.loop import resolve_settings
+
+    root = tmp_path / "results" / "runs" / "coco"
+    src_cfg = {"algo": "mle", "suite": "coco", "profile": "paper", "seed": 1, "settings": resolve_settings("mle", "coco", "paper"),
+               "overrides": {}, "suite_signature": COCO_SIG}
+    _write_run(root / "mle" / "paper-seed1", src_cfg)
+    over = {"init_from": "results/runs/coco/mle/paper-seed1", "steps": 180}
+    cfg = {"algo": "seqgan", "suite": "coco", "profile": "paper", "seed": 0,
+           "settings": resolve_settings("seqgan", "coco", "paper", over), "overrides": over, "suite_signature": COCO_SIG}
+    d = root / "seqgan" / "paper-seed0-set12345678"
+    _write_run(d, cfg)
+    assert lb.pretrained_from(d, cfg) is None  # another seed
+    cfg1 = {**cfg, "seed": 1, "suite_signature": {**COCO_SIG, "train": {**COCO_SIG["train"], "sha256": "cd"}}}
+    assert lb.pretrained_from(d, cfg1) is None  # other training data
+    assert lb.pretrained_from(d, {**cfg, "seed": 1}) == {"algo": "mle", "profile": "paper", "seed": 1, "run": "paper-seed1", "epochs": 80}
+
+
+def test_emnlp_pretraining_allows_the_training_file_override(tmp_path):
+    """EMNLP's paper setting needs --set text_train_path on both runs; 80 epochs of its 270,000 sentences."""
+    from textbench.engine.loop import resolve_settings
+
+    ssig = {"suite": "emnlp", "train": {"path": "/data/emnlp_news.txt", "sha256": "ef", "sentences": 270000, "used": 270000}}
+    root = tmp_path / "results" / "runs" / "emnlp"
+    data = {"text_train_path": "/data/emnlp_news.txt"}
+    _write_run(root / "mle" / "paper-seed0-setbbbbbbbb", {"algo": "mle", "suite": "emnlp", "profile": "paper", "seed": 0,
+                                                          "settings": resolve_settings("mle", "emnlp", "paper", data),
+                                                          "overrides": data, "suite_signature": ssig})
+    over = {**data, "init_from": "results/runs/emnlp/mle/paper-seed0-setbbbbbbbb", "steps": 180}
+    cfg = {"algo": "rankgan", "suite": "emnlp", "profile": "paper", "seed": 0,
+           "settings": resolve_settings("rankgan", "emnlp", "paper", over), "overrides": over, "suite_signature": ssig}
+    d = root / "rankgan" / "paper-seed0-set12345678"
+    _write_run(d, cfg)
+    sig = lb.run_signature("emnlp", "rankgan", "paper", cfg, d)
+    assert sig.published_setting and "pre-trained by mle paper-seed0 (80 epochs)" in sig.setting
+
+
 def test_a_run_made_under_an_earlier_profile_definition_is_its_own_setting(tmp_path):
     """MLE's paper profile became 120 epochs: the 80-epoch run made as 'paper' is labelled, not compared."""
     root = tmp_path / "runs"

@@ -22,6 +22,13 @@ recurrent, both zero-initialised and trained), dropout 0.5 (keep 0.5)
 during its update only, Adam(3e-3, β=(0.9, 0.95)); no gradient clipping, no MLE pre-training;
 200,000 iterations. Deviation: none in the objective; PyTorch's LSTM carries the same equations.
 
+Real text (``coco``, ``emnlp``): no budget is published (the CoT paper's EMNLP experiment states none; Texygen has
+no CoT). The ``paper`` profile there (``suite_profiles``, ``REAL_TEXT_PROFILE``) runs as many iterations — generator
+updates, each also one mediator update on 64 real sequences — as MLE's paper run of the suite has minibatches
+(Texygen's 80 epochs: 12,480 on COCO), evaluated on MLE's grid (every 5 epochs' worth: 780), every evaluation full:
+CoT's curve and MLE's share their x-axis in generator updates and in real sequences seen, and its final row is the
+equal-budget comparison (protocol Part I, "COCO and EMNLP").
+
 Computation. ``cot_generator_loss`` and ``mediator_loss`` below state the two objectives; ``train_step``
 computes the same numbers with the fused output-layer passes of ``models/fused.py`` (no [B, L, V] autograd
 graph): G's conditionals on s are kept from drawing s; the gradient with respect to G's logits is
@@ -45,6 +52,7 @@ from ..config import COUNT, FLAG, Spec
 from ..models.fused import generator_kl_backward, mediator_nll_backward, sample_with_probs
 from ..registry import register_algorithm
 from .base import GENERATOR_DEFAULTS, GENERATOR_HELP, Algorithm, BatchCycler, clip_and_step
+from .mle import TEXYGEN_REAL as MLE_TEXYGEN_REAL
 
 
 def cot_generator_loss(g_log_probs: torch.Tensor, m_log_probs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -83,6 +91,9 @@ MEDIATOR_HELP = {
 }
 #: the official cadence: NLL_oracle and NLL_test every 100 iterations; the JSDs every 1,000 (protocol)
 PAPER_PROFILE = {"steps": 200_000, "eval_every": 100, "full_eval_every": 1000}
+#: real text, no published budget: MLE's paper run of the suite in generator updates (Texygen's 80 epochs) and its
+#: evaluation grid, every evaluation full (module docstring)
+REAL_TEXT_PROFILE = {suite: {**mle_budget, "full_eval_every": 0} for suite, mle_budget in MLE_TEXYGEN_REAL.items()}
 
 
 @register_algorithm("cot", "Cooperative Training: generator minimises JSD through a mediator trained on ½(P+G)")
@@ -109,8 +120,12 @@ class CoT(Algorithm):
         "parameters, optimizer state and evaluation stay fp32)",
     }
     profiles = {"quick": {"steps": 300, "eval_every": 100}, "paper": dict(PAPER_PROFILE)}
-    # a CoT step on coco (V≈4,660, L=38) costs ~1.4 s of CPU: keep the quick profile to minutes
-    suite_profiles = {("quick", "coco"): {"steps": 200, "eval_every": 50}, ("quick", "emnlp"): {"steps": 200, "eval_every": 50}}
+    # a CoT step on coco (V≈4,660, L=38) costs ~0.5 s of CPU: keep the quick profile to minutes
+    suite_profiles = {
+        ("quick", "coco"): {"steps": 200, "eval_every": 50},
+        ("quick", "emnlp"): {"steps": 200, "eval_every": 50},
+        **{("paper", suite): dict(values) for suite, values in REAL_TEXT_PROFILE.items()},
+    }
 
     def __init__(self, suite, settings, rng):
         super().__init__(suite, settings, rng)

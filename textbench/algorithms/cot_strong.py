@@ -55,7 +55,8 @@ Open choices (the paper leaves them open; each also in docs/protocol.md Part I, 
   sweep samples and scores softmax(1.5·logits)).
 
 Profiles: ``paper`` = ``cot``'s (200,000 iterations, evaluation every 100, full every 1,000: the CoT paper
-reports no separate budget for TextCoT-strong); ``quick`` = 150 iterations on the synthetic suite, 60 on
+reports no separate budget for TextCoT-strong; on ``coco`` and ``emnlp`` ``cot``'s real-text budget, MLE's paper run
+in generator updates — 12,480 iterations on COCO, evaluated every 780); ``quick`` = 150 iterations on the synthetic suite, 60 on
 coco/emnlp (one iteration costs ≈ 5× a ``cot`` iteration, 0.8 s against 0.17 s on one thread at V = 5,000:
 the worker's V × k output, the two sampling passes through the hierarchical model and the CNN features).
 """
@@ -69,7 +70,7 @@ from ..models.fused import mediator_nll_backward
 from ..models.leakgan import LeakDiscriminator, LeakGANGenerator
 from ..registry import register_algorithm
 from .base import GENERATOR_DEFAULTS, GENERATOR_HELP, Algorithm, BatchCycler, clip_and_step
-from .cot import MEDIATOR_DEFAULTS, MEDIATOR_HELP, MEDIATOR_SPECS, PAPER_PROFILE, cot_generator_loss
+from .cot import MEDIATOR_DEFAULTS, MEDIATOR_HELP, MEDIATOR_SPECS, PAPER_PROFILE, REAL_TEXT_PROFILE, cot_generator_loss
 
 
 class FeatureExtractor(LeakDiscriminator):
@@ -138,7 +139,11 @@ class CoTStrong(Algorithm):
         "quick": {"steps": 150, "eval_every": 50},
         "paper": dict(PAPER_PROFILE),  # cot's (the CoT paper reports no separate budget for TextCoT-strong)
     }
-    suite_profiles = {("quick", "coco"): {"steps": 60, "eval_every": 20}, ("quick", "emnlp"): {"steps": 60, "eval_every": 20}}
+    suite_profiles = {
+        ("quick", "coco"): {"steps": 60, "eval_every": 20},
+        ("quick", "emnlp"): {"steps": 60, "eval_every": 20},
+        **{("paper", suite): dict(values) for suite, values in REAL_TEXT_PROFILE.items()},  # cot's real-text budget
+    }
 
     def __init__(self, suite, settings, rng):
         super().__init__(suite, settings, rng)

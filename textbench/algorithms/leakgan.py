@@ -38,6 +38,10 @@ spanning [s_j, e_j) = [jc, min(jc + c, L)), the goals G_j that steer them and co
      ``leak_adv_epochs`` (10) × {``adv_g_steps`` (1) G step, ``d_steps`` (15) D calls},
      ``leak_inter_mle_epochs`` (5) × {one MLE epoch}, 1 × {``leak_inter_d_calls`` (5) D calls} (``d_block``)
      = 16 steps; the published run has 10 outer epochs = 100 adversarial G steps.
+On ``coco`` and ``emnlp`` the ``paper`` profile is Texygen's ``Leakgan.train_real`` (``suite_profiles``; protocol
+Part I, "COCO and EMNLP"): the same schedule and sizes, stated in full; its own 80 MLE epochs (no ``init_from``).
+Texygen evaluates its real-data adversarial phase at each G step of outer epochs 0 and 5 (``epoch % 5`` on the
+outer index); here every 5 steps, as everywhere.
 A **D call** is the shared one (``phases.py``): n = ``d_samples`` (96) fresh G samples + n random real
 sequences, shuffled, ``d_epochs`` (1) pass over the ⌊2n/B⌋ = 3 minibatches (Texygen: 3 minibatches of a
 shuffled mix of 9,984 + 9,984; the same minibatch distribution), with torch's plain Adam step.
@@ -65,7 +69,10 @@ from ..errors import TextbenchError
 from ..models.leakgan import LeakDiscriminator, LeakGANGenerator
 from ..registry import register_algorithm
 from .base import BatchCycler, clip_and_step
-from .phases import D_DEFAULTS, D_HELP, D_SPECS, D_STEPS_DEFAULTS, D_STEPS_HELP, D_STEPS_SPECS, SCHEDULE_DEFAULTS, SCHEDULE_HELP, SCHEDULE_SPECS, PhasedAlgorithm
+from .phases import (
+    D_DEFAULTS, D_HELP, D_SPECS, D_STEPS_DEFAULTS, D_STEPS_HELP, D_STEPS_SPECS, REAL_TEXT_SUITES, SCHEDULE_DEFAULTS, SCHEDULE_HELP,
+    SCHEDULE_SPECS, PhasedAlgorithm,
+)
 
 
 # -- reward and loss pieces ----------------------------------------------------------------------------
@@ -108,6 +115,27 @@ PAPER = {
     "adv_steps": 10 * 16,
     "steps": 80 + 80 + 10 * 16,
     "eval_every": 5,
+}
+
+#: Texygen's ``Leakgan.train_real``: the schedule of ``train_oracle`` (PAPER) with LeakGAN's D (embedding 64, widths
+#: [2, 3] × [100, 200], keep 0.75, Adam 5e-5), 15 D calls × 3 minibatches per adversarial epoch, rollout 4
+TEXYGEN_REAL = {
+    **PAPER,
+    "adv_g_steps": 1,
+    "d_steps": 15,
+    "rollout_num": 4,
+    "d_emb": 64,
+    "d_filter_sizes": [2, 3],
+    "d_num_filters": [100, 200],
+    "d_dropout": 0.25,
+    "d_lr": 5e-5,
+    "d_samples": 96,
+    "d_epochs": 1,
+    "leak_goal_size": 16,
+    "leak_step_size": 4,
+    "leak_adv_epochs": 10,
+    "leak_inter_mle_epochs": 5,
+    "leak_inter_d_calls": 5,
 }
 
 # ≈ 2 min on 2 CPU cores at V = 5000 (see the report in the commit): 60 MLE minibatches, 2 D calls,
@@ -173,6 +201,7 @@ class LeakGAN(PhasedAlgorithm):
         "leak_inter_d_calls": "D calls closing each outer epoch (one step)",
     }
     profiles = {"quick": dict(QUICK), "paper": dict(PAPER)}
+    suite_profiles = {("paper", suite): dict(TEXYGEN_REAL) for suite in REAL_TEXT_SUITES}
     count_keys = PhasedAlgorithm.count_keys + ("d_steps", "adv_g_steps", "leak_adv_epochs", "leak_inter_mle_epochs", "leak_inter_d_calls")
     fused_d_adam = False
 

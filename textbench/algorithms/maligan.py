@@ -18,7 +18,10 @@ from D's logits ℓ as a softmax over the batch — of ln D_i = log_softmax(ℓ_
 overflow of D/(1−D) in float32.
 
 Schedule (``paper`` profile): Texygen's — MLE 80 epochs → D pre-training 80 calls × 3 minibatches → 100
-adversarial epochs × {**50** G steps (``adv_g_steps``), 15 D calls × 3 minibatches}; eval every 5.
+adversarial epochs × {**50** G steps (``adv_g_steps``), 15 D calls × 3 minibatches}; eval every 5. On ``coco``
+and ``emnlp`` the ``paper`` profile is Texygen's ``Maligan.train_real`` (``suite_profiles``; protocol Part I,
+"COCO and EMNLP"): the same schedule with **1** G step per adversarial epoch (its loop is ``range(1)`` where
+``train_oracle``'s is ``range(50)``).
 
 Reference behaviours, each decided (fix = reproduced; keep = not reproduced, with the reason):
 - reward D/ΣD − 1/B: **fixed**, the default (``mali_reward=texygen``): the CoT paper's MaliGAN row comes
@@ -42,6 +45,7 @@ from ..config import Spec
 from ..errors import TextbenchError
 from ..registry import register_algorithm
 from .adversarial import PG_DEFAULTS, PG_HELP, PHASE_DEFAULTS, PHASE_HELP, PolicyGradientGAN
+from .phases import REAL_TEXT_SUITES, TEXYGEN_REAL
 from .rankgan import TEXYGEN_PAPER
 from .seqgan import QUICK_GAN
 
@@ -70,7 +74,7 @@ class MaliGAN(PolicyGradientGAN):
     help = {
         **PHASE_HELP,
         **PG_HELP,
-        "adv_g_steps": "generator updates per adversarial epoch (published: 50)",
+        "adv_g_steps": "generator updates per adversarial epoch (Texygen: 50 on the oracle, 1 on real text)",
         "d_dropout": "discriminator dropout (drop probability) in its updates (Texygen's MaliGAN: 0, none; TextGAN-PyTorch: 0.25)",
         "mali_reward": "texygen: R = D/sum(D) - 1/B (Texygen's code); paper: R = r/sum(r) - 1/B with r = D/(1-D) (MaliGAN paper, TextGAN-PyTorch)",
     }
@@ -78,6 +82,8 @@ class MaliGAN(PolicyGradientGAN):
         "quick": {**{k: v for k, v in QUICK_GAN.items() if k != "rollout_num"}, "adv_g_steps": 5},
         "paper": {**{k: v for k, v in TEXYGEN_PAPER.items() if k != "rollout_num"}, "adv_g_steps": 50},
     }
+    # Texygen's Maligan.train_real: 1 G step per adversarial epoch (train_oracle: 50), D without dropout
+    suite_profiles = {("paper", suite): {**TEXYGEN_REAL, "adv_g_steps": 1, "d_dropout": 0.0} for suite in REAL_TEXT_SUITES}
 
     def rewards(self, x):
         self.d.eval()

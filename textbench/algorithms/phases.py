@@ -115,6 +115,31 @@ D_SPECS: dict[str, Spec] = {
 }
 D_STEPS_SPECS: dict[str, Spec] = {"d_steps": COUNT0}
 
+#: Texygen's real-data schedule, ``train_real`` of ``models/{seqgan,rankgan,maligan_basic}/*.py`` (protocol Part I,
+#: "COCO and EMNLP"): the ``paper`` profile of these GANs on ``coco`` and ``emnlp`` (each adds its D's dropout and
+#: rollout). MLE 80 epochs (``pre_epoch_num``) → 80 D calls → 100 adversarial epochs (``adversarial_epoch_num``) of
+#: {1 G step (``for index in range(1)`` — MaliGAN's ``train_real`` too, where its ``train_oracle`` takes 50), 15 D
+#: calls}; Texygen's D (``emd_dim = emb_dim`` = 32, widths [2, 3] × [100, 200]); a D call = 3 minibatches of the
+#: shuffled mix of 9,984 fresh negatives (``main.py``: ``generate_num = 10000``) and the real set (here 96 + 96,
+#: the same minibatch distribution, module docstring); evaluation every 5 epochs.
+TEXYGEN_REAL: dict[str, Any] = {
+    "pretrain_steps": 80,
+    "mle_batches": 0,
+    "d_pretrain_steps": 80,
+    "adv_steps": 100,
+    "adv_g_steps": 1,
+    "d_steps": 15,
+    "d_emb": TEXYGEN_FILTERS.emb_dim,
+    "d_filter_sizes": list(TEXYGEN_FILTERS.filter_sizes),
+    "d_num_filters": list(TEXYGEN_FILTERS.num_filters),
+    "d_samples": 96,
+    "d_epochs": 1,
+    "steps": 80 + 80 + 100,
+    "eval_every": 5,
+}
+#: the real-text suites where the ``paper`` profile is Texygen's ``train_real`` (``suite_profiles`` keys)
+REAL_TEXT_SUITES = ("coco", "emnlp")
+
 
 # -- helpers ---------------------------------------------------------------------------------------
 def mean_logs(step, n: int) -> dict[str, float]:

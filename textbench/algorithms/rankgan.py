@@ -33,7 +33,9 @@ with the ranker's dropout *on* (``rank_reward_dropout``; master's keep 0.75 is a
 for rewards as SeqGAN does).
 
 Schedule (``paper`` = Texygen): MLE 80 epochs → ranker pre-training 80 calls × 3 minibatches →
-100 adversarial epochs × {1 G step, 15 ranker calls × 3 minibatches}; eval every 5 epochs.
+100 adversarial epochs × {1 G step, 15 ranker calls × 3 minibatches}; eval every 5 epochs. On ``coco`` and
+``emnlp`` the same schedule is Texygen's ``Rankgan.train_real`` (``suite_profiles``, stated in full; protocol
+Part I, "COCO and EMNLP").
 
 Reference behaviours, each decided (fix = reproduced; keep = not reproduced, with the reason):
 - shared highway for the reference path: **as the reference** (master shares it; the separate
@@ -64,6 +66,7 @@ from ..models.discriminator import CNNDiscriminator, Highway
 from ..models.rollout import rollout_completions
 from ..registry import register_algorithm
 from .adversarial import PG_DEFAULTS, PG_HELP, PHASE_DEFAULTS, PHASE_HELP, ROLLOUT_DEFAULTS, ROLLOUT_HELP, PolicyGradientGAN
+from .phases import REAL_TEXT_SUITES, TEXYGEN_REAL
 from .seqgan import QUICK_GAN
 
 TEXYGEN_PAPER = {
@@ -170,6 +173,8 @@ class RankGAN(PolicyGradientGAN):
         "rank_ref_highway": "highway layer of the reference path: shared with the ranked sentences (Texygen master) or separate (older Texygen revision)",
     }
     profiles = {"quick": dict(QUICK_GAN), "paper": dict(TEXYGEN_PAPER)}
+    # Texygen's Rankgan.train_real: the same schedule, ranker dropout keep 0.75 (always), rollout 16
+    suite_profiles = {("paper", suite): {**TEXYGEN_REAL, "d_dropout": 0.25, "rollout_num": 16} for suite in REAL_TEXT_SUITES}
 
     def make_discriminator(self):
         s = self.settings

@@ -21,6 +21,12 @@ computed with D in eval mode (no dropout, as SeqGAN's keep 1.0 for rewards), the
 (a **sum** over the 1,280 terms, as published — ``pg_reduction=mean`` divides by B·L; no baseline; the
 references' ``reward_gamma`` is unused there and absent here).
 
+On ``coco`` and ``emnlp`` the ``paper`` profile is Texygen's ``Seqgan.train_real`` (``suite_profiles``;
+protocol Part I, "COCO and EMNLP"): MLE 80 epochs (``init_from`` the MLE paper run of the suite) → 80 D
+calls → 100 adversarial epochs of {1 G step (rollout 16), 15 D calls × 3 minibatches}, Texygen's D (embedding
+32, widths [2, 3] × [100, 200]) **without dropout** (Texygen's SeqGAN never passes its keep 0.75, §2.9-8: as
+MaliGAN's ``d_dropout=0``, the D that produced Texygen's COCO numbers), eval every 5 epochs.
+
 D steps per adversarial step: the original's 5 calls × (9,984 fresh negatives, 3 epochs) = 4,680 D
 minibatch updates per epoch (``d_steps=5, d_samples=9984, d_epochs=3``). Texygen's variant, 15 calls
 × 3 minibatches, is ``d_steps=15, d_samples=96, d_epochs=1`` (the default of the shared settings and of
@@ -41,6 +47,7 @@ from __future__ import annotations
 
 from ..registry import register_algorithm
 from .adversarial import PG_DEFAULTS, PG_HELP, PHASE_DEFAULTS, PHASE_HELP, ROLLOUT_DEFAULTS, ROLLOUT_HELP, SEQGAN_D, PolicyGradientGAN
+from .phases import REAL_TEXT_SUITES, TEXYGEN_REAL
 
 SEQGAN_PAPER = {
     **SEQGAN_D,
@@ -55,6 +62,9 @@ SEQGAN_PAPER = {
     "steps": 120 + 50 + 200,
     "eval_every": 5,
 }
+
+#: Texygen's ``Seqgan.train_real``: its schedule with Texygen's D, no D dropout (§2.9-8), rollout 16
+SEQGAN_TEXYGEN_REAL = {**TEXYGEN_REAL, "d_dropout": 0.0, "rollout_num": 16}
 
 QUICK_GAN = {
     # ~1 epoch of MLE, a few D calls, then adversarial steps with a small rollout count; eval every 3
@@ -78,6 +88,7 @@ class SeqGAN(PolicyGradientGAN):
     defaults = {**PHASE_DEFAULTS, **PG_DEFAULTS, **ROLLOUT_DEFAULTS}
     help = {**PHASE_HELP, **PG_HELP, **ROLLOUT_HELP}
     profiles = {"quick": dict(QUICK_GAN), "paper": dict(SEQGAN_PAPER)}
+    suite_profiles = {("paper", suite): dict(SEQGAN_TEXYGEN_REAL) for suite in REAL_TEXT_SUITES}
 
     def rewards(self, x):
         return self.rollout(x, self.d_reward_fn())

@@ -110,11 +110,13 @@ def pretrained_from(run_path: Path | None, config: dict) -> dict | None:
 
     The adversarial algorithms pre-train G by MLE for ``pretrain_steps`` epochs (SeqGAN's 120, Texygen's 80)
     and MLE consumes no randomness of the training generator, so a run that takes G from a *complete*
-    ``mle`` run in MLE's paper setting (only its length, ``steps``, may be set: exactly the algorithm's
-    ``pretrain_steps`` epochs), with the same seed and suite signature, and runs the rest of its own paper
-    schedule (``steps`` = paper steps − ``pretrain_steps``) follows the paper's procedure exactly (protocol
-    Part I: shared pre-training). Returns the source's identity ``{"algo", "profile", "seed", "run",
-    "epochs"}``; the source directory is looked up as written in ``init_from``,
+    ``mle`` run in MLE's paper setting on the same suite (only its length, ``steps``, may be set: exactly the
+    algorithm's ``pretrain_steps`` epochs of ⌊N/B⌋ minibatches, :func:`training_sequences`; on COCO MLE's paper
+    profile is Texygen's 80 epochs, the GANs' pre-training there), with the same seed and suite signature, and
+    runs the rest of its own paper schedule (``steps`` = paper steps − ``pretrain_steps``) follows the paper's
+    procedure exactly (protocol Part I: shared pre-training). The overrides a suite's paper setting needs
+    (``PUBLISHED_SETTING_OVERRIDES``: EMNLP's training file) are allowed on both runs. Returns the source's
+    identity ``{"algo", "profile", "seed", "run", "epochs"}``; the source directory is looked up as written in ``init_from``,
     relative to the folder holding ``run_path``'s ``results/`` (the repository), else to the working directory.
     """
     settings = config.get("settings") if isinstance(config.get("settings"), dict) else {}
@@ -134,18 +136,22 @@ def pretrained_from(run_path: Path | None, config: dict) -> dict | None:
     except TextbenchError:
         return None
     src_settings = src_cfg.get("settings") if isinstance(src_cfg.get("settings"), dict) else {}
-    ok = (src_cfg.get("algo") == "mle" and set(src_cfg.get("overrides") or {}) <= {"steps"}
+    # the paper's setting may need some overrides on a suite (EMNLP's training file); the suite signatures, equal
+    # here, say both runs trained on the same data
+    allowed = PUBLISHED_SETTING_OVERRIDES.get(pub.canonical_suite(str(config.get("suite"))), frozenset())
+    ok = (src_cfg.get("algo") == "mle" and set(src_cfg.get("overrides") or {}) <= {"steps"} | allowed
           and src_cfg.get("seed") == config.get("seed") and src_cfg.get("suite_signature") == config.get("suite_signature"))
     try:
         from ..engine.loop import resolve_settings  # the paper schedules, as the code defines them
 
         paper = resolve_settings(config["algo"], config["suite"], "paper")
         ok = ok and int(settings["steps"]) == int(paper["steps"]) - int(paper["pretrain_steps"])
-        ok = ok and all(settings[k] == v for k, v in paper.items() if k in settings and k not in PRETRAINING_OVERRIDES)
-        # the source is MLE's paper setting, trained for exactly this algorithm's pre-training length
+        ok = ok and all(settings[k] == v for k, v in paper.items() if k in settings and k not in PRETRAINING_OVERRIDES | allowed)
+        # the source is MLE's paper setting on the same suite, trained for exactly this algorithm's pre-training
+        # length (COCO: Texygen's 80 epochs = MLE's paper profile there)
         mle_paper = resolve_settings("mle", config["suite"], "paper")
-        ok = ok and all(src_settings[k] == v for k, v in mle_paper.items() if k in src_settings and k != "steps")
-        epoch = int(paper.get("mle_batches") or 0) or int(paper["n_train"]) // int(paper["batch_size"])
+        ok = ok and all(src_settings[k] == v for k, v in mle_paper.items() if k in src_settings and k not in {"steps"} | allowed)
+        epoch = int(paper.get("mle_batches") or 0) or training_sequences(paper, config) // int(paper["batch_size"])
         epochs = int(src_settings["steps"]) / epoch
         ok = ok and epochs == int(paper["pretrain_steps"])
     except (TextbenchError, KeyError, TypeError, ValueError):
@@ -153,6 +159,14 @@ def pretrained_from(run_path: Path | None, config: dict) -> dict | None:
     if not ok:
         return None
     return {"algo": "mle", "profile": src_cfg.get("profile"), "seed": src_cfg.get("seed"), "run": src.path.name, "epochs": int(epochs)}
+
+
+def training_sequences(settings: dict, config: dict) -> int:
+    """N, the run's training sequences (an MLE epoch is ⌊N/B⌋ minibatches): ``n_train`` on the synthetic suite;
+    on a text suite the sequences it used, from config.json's ``suite_signature`` (``train.used``: COCO 10,000)."""
+    if "n_train" in settings:
+        return int(settings["n_train"])
+    return int(config["suite_signature"]["train"]["used"])
 
 
 def setting_changes(algo: str, suite: str, profile: str, settings: dict, overrides: dict,
