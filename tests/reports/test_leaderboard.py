@@ -541,7 +541,9 @@ def test_coco_pretraining_source_must_be_the_same_suite_and_seed(tmp_path):
     assert lb.pretrained_from(d, cfg) is None  # another seed
     cfg1 = {**cfg, "seed": 1, "suite_signature": {**COCO_SIG, "train": {**COCO_SIG["train"], "sha256": "cd"}}}
     assert lb.pretrained_from(d, cfg1) is None  # other training data
-    assert lb.pretrained_from(d, {**cfg, "seed": 1}) == {"algo": "mle", "profile": "paper", "seed": 1, "run": "paper-seed1", "epochs": 80}
+    found = lb.pretrained_from(d, {**cfg, "seed": 1})
+    assert found.pop("path").name == "paper-seed1"
+    assert found == {"algo": "mle", "profile": "paper", "seed": 1, "run": "paper-seed1", "epochs": 80}
 
 
 def test_emnlp_pretraining_allows_the_training_file_override(tmp_path):
@@ -578,3 +580,53 @@ def test_a_run_made_under_an_earlier_profile_definition_is_its_own_setting(tmp_p
     # a --set equal to the profile's value changes nothing
     sig = lb.run_signature("synthetic", "mle", "paper", {"settings": {"steps": 120 * 156}, "overrides": {"steps": 120 * 156}})
     assert sig.published_setting and sig.setting == ""
+
+
+@pytest.mark.parametrize("pretrained", [True, False])
+def test_best_covers_the_mle_pretraining_of_a_pretrained_run(tmp_path, pretrained):
+    """The paper's '–(MLE)': a GAN row's best NLL_test (and best NLL_oracle + NLL_test) was reached during its
+    MLE pre-training. For a run pre-trained by an MLE paper run the best is taken over that run's evaluations
+    and its own; a run whose init_from is not the paper's pre-training keeps its own history only."""
+    from textbench.engine.loop import resolve_settings
+
+    ssig = {"suite": "synthetic", "oracle": "seqgan", "train_sha256": "ab"}
+    root = tmp_path / "results" / "runs" / "synthetic"
+    mle = root / "mle" / "texygen-seed0"
+    _write_run(mle, {"algo": "mle", "suite": "synthetic", "profile": "texygen", "seed": 0,
+                     "settings": resolve_settings("mle", "synthetic", "texygen"), "overrides": {}, "suite_signature": ssig})
+    pd.DataFrame({"step": [0, 780, 12480], "nll_oracle": [11.4, 9.3, 9.1], "nll_test": [8.5, 7.6, 8.8]}).to_csv(mle / "metrics.csv", index=False)
+    steps = 180 if pretrained else 100  # 100: a truncated schedule, not the paper's
+    src = "results/runs/synthetic/mle/texygen-seed0"
+    cfg = {"algo": "maligan", "suite": "synthetic", "profile": "paper", "seed": 0, "overrides": {"init_from": src, "steps": steps},
+           "settings": resolve_settings("maligan", "synthetic", "paper", {"init_from": src, "steps": steps}), "suite_signature": ssig}
+    d = root / "maligan" / "paper-seed0-set12345678"
+    _write_run(d, cfg)
+    pd.DataFrame({"step": [0, 5, steps], "nll_oracle": [9.1, 8.5, 11.4], "nll_test": [8.8, 10.0, 18.1]}).to_csv(d / "metrics.csv", index=False)
+    run = lb.load_run(d)
+    row = lb.run_stats(run)
+    assert row["nll_oracle:final"] == 11.4 and row["nll_test:final"] == 18.1
+    if pretrained:
+        assert (row["nll_test:best"], row["nll_test:best_step"]) == (7.6, 780 - 12480)  # during the pre-training
+        assert (row["nll_oracle:best_sum"], row["nll_test:best_sum"]) == (9.3, 7.6)
+    else:
+        assert (row["nll_test:best"], row["nll_test:best_step"]) == (8.8, 0)
+        assert (row["nll_oracle:best_sum"], row["nll_test:best_sum"]) == (9.1, 8.8)  # its own step 0
+
+
+def test_an_explained_failure_is_marked_in_table1_never_as_a_pass(tmp_path, monkeypatch):
+    """A cell beyond tolerance reads ✗; with an entry in published.EXPLAINED_CSV (and enough seeds) it reads
+    '✗ explained‡' with the footnote — as regress reports it — and a cell within tolerance is never touched."""
+    # mle paper seeds: final NLL_oracle 9.133 vs the published 9.08 (within 0.15), NLL_test 7.9 vs 8.97 (beyond 0.5)
+    root = _hand_runs(tmp_path / "runs")
+    md = lb.build_leaderboard(root, out_dir=tmp_path / "lb")["table1"].markdown
+    row = next(line for line in md.splitlines() if line.startswith("| mle | paper"))
+    assert "-1.070 ✗ |" in row and "explained" not in md
+    rule = {"min_seeds": "3", "evidence": "docs/protocol.md", "reason": "a reason"}
+    monkeypatch.setattr(lb.pub, "explanation_for", lambda suite, algo, metric, stat: rule if (algo, metric, stat) == ("mle", "nll_test", "final") else None)
+    md = lb.build_leaderboard(root, out_dir=tmp_path / "lb")["table1"].markdown
+    row = next(line for line in md.splitlines() if line.startswith("| mle | paper"))
+    assert "-1.070 ✗ explained‡ |" in row and "+0.053 ✓ |" in row
+    assert "‡ a failure explained with evidence" in md
+    rule["min_seeds"] = "4"  # more seeds than the group has: not explained
+    md = lb.build_leaderboard(root, out_dir=tmp_path / "lb")["table1"].markdown
+    assert "explained‡" not in md
