@@ -129,3 +129,29 @@ def test_force_on_a_directory_in_use_deletes_nothing(tiny, tmp_path):
     res = cli(run_args(tiny, d) + ["--force"])
     assert res.returncode == 0, res.stderr
     assert RunDir(d).status() == "complete" and not (d / ".lock").exists()
+
+
+def test_the_lock_is_the_file_at_the_path_even_if_it_was_replaced_while_locking(tmp_path, monkeypatch):
+    """A holder releases its lock by unlinking .lock: a process that opened the old file just before, and
+    flocks it just after, must not think it holds the directory while a third locks the new .lock."""
+    import fcntl
+
+    d = tmp_path / "run"
+    d.mkdir()
+    lock_path = d / RunDir.LOCK
+    real_flock = fcntl.flock
+    replaced = []
+
+    def flock_after_a_release(f, op):
+        if not replaced:  # between our open and our flock: the holder unlinks .lock, another process makes a new one
+            lock_path.unlink()
+            lock_path.write_text("4242")
+            replaced.append(True)
+        return real_flock(f, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_a_release)
+    with RunDir(d).lock():
+        assert replaced
+        with pytest.raises(TextbenchError, match="in use by another textbench process"):
+            with RunDir(d).lock():  # the .lock at the path is the one held
+                pass

@@ -264,14 +264,22 @@ class RunDir:
         d = self.path
         d.mkdir(parents=True, exist_ok=True)
         path = d / self.LOCK
-        f = open(path, "a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            f.seek(0)
-            holder = f.read().strip() or "?"
+        for _ in range(10):
+            f = open(path, "a+")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.seek(0)
+                holder = f.read().strip() or "?"
+                f.close()
+                raise TextbenchError(f"{d} is in use by another textbench process (pid {holder}); wait for it or use another --run-dir") from None
+            if _same_file(f, path):
+                break
+            # the holder released and unlinked this file between our open and our flock: a newer .lock may
+            # exist (another process's); lock whatever is at the path now
             f.close()
-            raise TextbenchError(f"{d} is in use by another textbench process (pid {holder}); wait for it or use another --run-dir") from None
+        else:
+            raise TextbenchError(f"{d}: could not take its lock (.lock keeps being replaced)")
         try:
             f.seek(0)
             f.truncate()
@@ -340,6 +348,14 @@ class RunContents:
         if self.incomplete is not None:
             return "incomplete: " + self.incomplete
         return "complete"
+
+
+def _same_file(f, path: Path) -> bool:
+    """Whether the open file ``f`` is still the file at ``path`` (not unlinked or replaced since it was opened)."""
+    try:
+        return os.path.samestat(os.fstat(f.fileno()), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _is_tmp(name: str) -> bool:
