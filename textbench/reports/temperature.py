@@ -236,7 +236,7 @@ def plot_sweeps(sweeps: Sequence[Sweep], out_path: Path) -> Path:
     if len(suites) != 1:
         raise TextbenchError(f"sweeps of several suites ({', '.join(sorted(suites))}): plot one suite at a time")
     axes = axes_for(suites.pop())
-    fig = Figure(figsize=(6.4, 4.8))
+    fig = Figure(figsize=(8.6, 4.8), layout="constrained")  # room for the legend beside the axes
     ax = fig.add_subplot(1, 1, 1)
     for s in sweeps:
         t = s.table.dropna(subset=[axes.x, axes.y])
@@ -245,16 +245,19 @@ def plot_sweeps(sweeps: Sequence[Sweep], out_path: Path) -> Path:
         one = t[(t["temperature"] - 1.0).abs() < 1e-9]
         if not one.empty:
             ax.plot(one[axes.x], one[axes.y], ls="none", marker="*", ms=11, color=color, mec="black", mew=0.6)
-        for _, r in t.iloc[[0, -1]].iterrows():
-            ax.annotate(f"T={r['temperature']:g}", (r[axes.x], r[axes.y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        # the curves meet at high T: label each curve's lowest temperature only (the range is in the title)
+        low = t.loc[t["temperature"].idxmin()]
+        ax.annotate(f"T={low['temperature']:g}", (low[axes.x], low[axes.y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     _published_points(ax, sweeps[0].meta["suite"])
     # the catalogue's axis label says "higher is better" where it is (BLEU); lower is better is said here
     ax.set_xlabel(catalogue.axis_label(axes.x) + (" (lower = more diverse)" if axes.x_lower_is_better else ""))
     ax.set_ylabel(catalogue.axis_label(axes.y) + (" (lower = better)" if axes.y_lower_is_better else ""))
     n = sorted({int(s.meta["samples"]) for s in sweeps})
-    ax.set_title(f"{sweeps[0].meta['suite']}: quality vs diversity over temperature (★ = T 1; {'/'.join(map(str, n))} samples)", fontsize=9)
+    temps = pd.concat([s.table["temperature"] for s in sweeps])
+    ax.set_title(f"{sweeps[0].meta['suite']}: quality vs diversity over temperature T = {temps.min():g}–{temps.max():g} "
+                 f"(★ = T 1; {'/'.join(map(str, n))} samples)", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     return _save(fig, Path(out_path), dpi=120)
 
 
