@@ -11,14 +11,11 @@ from pathlib import Path
 
 import click
 
-from .errors import TextbenchError
+from .config import split_key_value
+from .errors import TextbenchError, one_line
 
 
 MAX_SAMPLES = 10_000_000  # generate -n: more is a typo, not a request (as textbench.api.MAX_SAMPLES)
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 def _clean_errors(fn):
@@ -30,13 +27,13 @@ def _clean_errors(fn):
         try:
             return fn(*args, **kwargs)
         except TextbenchError as e:
-            click.echo(f"error: {_one_line(e)}", err=True)
+            click.echo(f"error: {one_line(e)}", err=True)
             sys.exit(getattr(e, "exit_code", 2))
         except click.exceptions.NoArgsIsHelpError:
             raise
         except click.UsageError as e:
             hint = f" (see {e.ctx.command_path} --help)" if e.ctx else ""
-            click.echo(f"error: {_one_line(e.format_message())}{hint}", err=True)
+            click.echo(f"error: {one_line(e.format_message())}{hint}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted; resume with --resume", err=True)
@@ -214,10 +211,10 @@ def verify():
             click.echo(f"ok       {d.locate(rel)}")
         except d.CorruptDataFile as e:
             bad += 1
-            click.echo(f"corrupt  {_one_line(e)}")
+            click.echo(f"corrupt  {one_line(e)}")
         except TextbenchError as e:
             bad += 1
-            click.echo(f"missing  {rel}: {_one_line(e)}")
+            click.echo(f"missing  {rel}: {one_line(e)}")
     sys.exit(1 if bad else 0)
 
 
@@ -305,10 +302,8 @@ def sweep_cmd(algos, suites, profiles, seeds, overrides, grid, results_root, exe
 
     slurm = {"partition": slurm_partition, "time": slurm_time, "mem_gb": slurm_mem_gb}
     for item in slurm_param:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise TextbenchError(f"--slurm-param expects key=value, got {item!r}")
-        slurm[key.strip()] = int(value) if value.strip().isdigit() else value.strip()
+        key, value = split_key_value(item, "--slurm-param")
+        slurm[key] = int(value) if value.isdigit() else value
     try:
         results = sweep(algos, suites, profiles, seeds, list(overrides), list(grid), results_root or None, executor=executor, jobs=jobs,
                         ray_address=ray_address, slurm=slurm, dry_run=dry_run, log=click.echo)

@@ -308,7 +308,7 @@ def parse_value(key: str, text: str, default: Any) -> Any:
 def apply_overrides(settings: dict[str, Any], overrides: dict[str, Any] | list[str]) -> dict[str, Any]:
     """Apply ``key=value`` strings (CLI) or a dict of typed values; unknown keys are an error."""
     out = dict(settings)
-    items = overrides.items() if isinstance(overrides, dict) else [_split(o) for o in overrides]
+    items = overrides.items() if isinstance(overrides, dict) else [split_key_value(o) for o in overrides]
     for key, value in items:
         if key not in out:
             close = difflib.get_close_matches(key, list(out), n=3)
@@ -321,8 +321,9 @@ def apply_overrides(settings: dict[str, Any], overrides: dict[str, Any] | list[s
     return out
 
 
-def _split(item: str) -> tuple[str, str]:
+def split_key_value(item: str, option: str = "--set") -> tuple[str, str]:
+    """``'key=value'`` (text given to ``option``) as (key, value), stripped; one clear error without ``=``."""
     if "=" not in item:
-        raise TextbenchError(f"--set expects key=value, got {item!r}")
+        raise TextbenchError(f"{option} expects key=value, got {item!r}")
     key, value = item.split("=", 1)
     return key.strip(), value.strip()

@@ -36,7 +36,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .errors import TextbenchError
+from .config import split_key_value
+from .errors import TextbenchError, one_line
 
 __all__ = ["sweep", "make_grid", "run_point", "format_table", "Point", "PointResult", "EXECUTORS"]
 
@@ -109,13 +110,7 @@ def _pairs(items: Mapping[str, Any] | Sequence[str] | None, what: str) -> list[t
         return list(items.items())
     if isinstance(items, str):
         raise TextbenchError(f"{what}: expected a dict or a list of 'key=value' strings")
-    pairs = []
-    for item in items:
-        if "=" not in item:
-            raise TextbenchError(f"{what} expects key=value, got {item!r}")
-        key, value = item.split("=", 1)
-        pairs.append((key.strip(), value.strip()))
-    return pairs
+    return [split_key_value(item, what) for item in items]
 
 
 def _grid_values(grid: Mapping[str, Sequence[Any]] | Sequence[str] | None) -> dict[str, list[Any]]:
@@ -184,10 +179,6 @@ def make_grid(
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
 def run_point(spec: Point | Mapping[str, Any]) -> dict[str, Any]:
     """Run one grid point through :func:`textbench.run` with one intra-op thread: skip it if complete,
     resume it if unfinished (the engine refuses one without a checkpoint), start it if absent (a foreign
@@ -219,12 +210,12 @@ def run_point(spec: Point | Mapping[str, Any]) -> dict[str, Any]:
             if not res.complete:
                 status, error = "failed", f"stopped at step {res.summary.get('steps')}"
         except (RunInterrupted, KeyboardInterrupt) as e:
-            status, error = "interrupted", _one_line(e) or "interrupted before the first checkpoint"
+            status, error = "interrupted", one_line(e) or "interrupted before the first checkpoint"
         except TextbenchError as e:
-            status, error = "failed", _one_line(e)
+            status, error = "failed", one_line(e)
         except Exception as e:  # a bug or an environment problem: the traceback goes to the log
             traceback.print_exc(file=log)
-            status, error = "failed", f"{type(e).__name__}: {_one_line(e)} (traceback in {p.log})"
+            status, error = "failed", f"{type(e).__name__}: {one_line(e)} (traceback in {p.log})"
         finally:
             sys.argv = argv
         print(f"sweep: {status} {error}".rstrip(), file=log, flush=True)
@@ -321,7 +312,7 @@ def _run_ray(points: list[Point], jobs: int, address: str | None, done: Callable
         try:
             ray.init(**({"address": address} if address else {"num_cpus": jobs}), include_dashboard=False)
         except Exception as e:  # no cluster at that address, ...
-            raise TextbenchError(f"ray.init: {type(e).__name__}: {_one_line(str(e).splitlines()[0] if str(e) else '')}") from None
+            raise TextbenchError(f"ray.init: {type(e).__name__}: {one_line(str(e).splitlines()[0] if str(e) else '')}") from None
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(run_point)
         refs = {task.remote(asdict(p)): i for i, p in enumerate(points)}
@@ -333,7 +324,7 @@ def _run_ray(points: list[Point], jobs: int, address: str | None, done: Callable
                 try:
                     results[i] = ray.get(ready[0])
                 except Exception as e:  # the task's process died, or Ray failed
-                    results[i] = _failed(f"ray: {type(e).__name__}: {_one_line(e)[:300]}")
+                    results[i] = _failed(f"ray: {type(e).__name__}: {one_line(e)[:300]}")
                 done(i, results[i])
         except KeyboardInterrupt:
             for ref in refs:
@@ -360,7 +351,7 @@ def _run_submitit(points: list[Point], cluster: str, jobs: int | None, slurm: Ma
         executor = submitit.AutoExecutor(folder=Path(points[0].results) / "sweeps" / "submitit", cluster=cluster)
         executor.update_parameters(**{k: v for k, v in params.items() if v is not None})
     except (RuntimeError, NameError, ValueError, TypeError, AssertionError) as e:  # no SLURM here, an unknown option
-        raise TextbenchError(f"submitit ({cluster}): {_one_line(str(e).splitlines()[0])}") from None
+        raise TextbenchError(f"submitit ({cluster}): {one_line(str(e).splitlines()[0])}") from None
     specs = [asdict(p) for p in points]
     size = len(points) if cluster == "slurm" else jobs or os.cpu_count() or 1
     results: list[dict] = []
@@ -370,7 +361,7 @@ def _run_submitit(points: list[Point], cluster: str, jobs: int | None, slurm: Ma
             try:
                 results.append(job.result())
             except Exception as e:  # the job failed outside run_point (killed, out of memory, time limit)
-                results.append(_failed(f"submitit job {job.job_id}: {type(e).__name__}: {_one_line(e)[:300]}"))
+                results.append(_failed(f"submitit job {job.job_id}: {type(e).__name__}: {one_line(e)[:300]}"))
             done(i, results[-1])
     return results
 
