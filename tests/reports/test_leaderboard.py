@@ -430,7 +430,7 @@ def test_a_runs_signature_is_computed_once(runs_dir, monkeypatch):
     run = lb.load_runs(runs_dir)[0]
     calls = []
     real = lb.run_signature
-    monkeypatch.setattr(lb, "run_signature", lambda *a: calls.append(a) or real(*a))
+    monkeypatch.setattr(lb, "run_signature", lambda *a, **k: calls.append(a) or real(*a, **k))
     assert run.signature is run.signature
     assert len(calls) == 1
 

@@ -175,7 +175,7 @@ def render_runs(runs: list[Run], out_dir: Path) -> str:
         cells = [f"<code>{e(f'{r.suite}/{r.algo}/{r.path.name}')}</code>", e(r.algo), e(r.suite), e(r.profile),
                  e(str(r.seed))]
         row = "".join(f"<td>{c}</td>" for c in cells) + f'<td class="{cls}">{e(status)}</td>'
-        row += f'<td class="r nowrap">{e(_steps(r))}</td><td class="r nowrap">{e(_duration(_wall(r)))}</td>'
+        row += f'<td class="r nowrap">{e(_steps(r))}</td><td class="r nowrap">{e(_duration(r.wall_s))}</td>'
         row += f'<td class="nowrap">{" · ".join(files) or "—"}</td><td>{render_settings(r)}</td>'
         rows.append(f"<tr>{row}</tr>")
     if not rows:
@@ -206,22 +206,11 @@ def _value(v) -> str:
 
 
 def _steps(run: Run) -> str:
-    """Steps done (summary.json, else the last evaluation), "k of N" for an unfinished run."""
-    done = _finite((run.summary or {}).get("steps"))
-    if done is None and run.metrics is not None and len(run.metrics):
-        done = float(run.metrics["step"].iloc[-1])
-    total = _finite(run.settings.get("steps"))
+    """Steps done (:attr:`Run.steps_done`), "k of N" for an unfinished run."""
+    done, total = run.steps_done, _finite(run.settings.get("steps"))
     if done is None:
         return "—"
     return f"{done:,.0f}" if run.complete or total is None else f"{done:,.0f} of {total:,.0f}"
-
-
-def _wall(run: Run) -> float | None:
-    """Training wall-clock seconds so far (summary.json, else the last evaluation's ``wall_s``)."""
-    wall = _finite((run.summary or {}).get("wall_s"))
-    if wall is None and run.metrics is not None and "wall_s" in run.metrics.columns and len(run.metrics):
-        wall = _finite(run.metrics["wall_s"].iloc[-1])
-    return wall
 
 
 def _duration(seconds: float | None) -> str:

@@ -189,7 +189,19 @@ def setting_changes(algo: str, suite: str, profile: str, settings: dict, overrid
     return changed, drift
 
 
-def run_signature(suite: str, algo: str, profile: str, config: dict | None, path: Path | None = None) -> Signature:
+def pretraining_source(path: Path | None, config: dict) -> dict | None:
+    """:func:`pretrained_from` for a run whose ``--set`` names its pre-training (``init_from``), else None."""
+    overrides = config.get("overrides") if isinstance(config, dict) else None
+    if not isinstance(overrides, dict) or not set(overrides) & PRETRAINING_OVERRIDES:
+        return None
+    return pretrained_from(path, config)
+
+
+_FIND = object()  # run_signature: look the pre-training source up
+
+
+def run_signature(suite: str, algo: str, profile: str, config: dict | None, path: Path | None = None,
+                  source: dict | None | object = _FIND) -> Signature:
     """The signature of a run: the one definition of "same setting" for the leaderboard and regress.
 
     Hashed (canonical JSON: sorted keys, no spaces; SHA-256, first 8 hex digits): the canonical suite name
@@ -198,6 +210,7 @@ def run_signature(suite: str, algo: str, profile: str, config: dict | None, path
     named there even in configs without a suite signature), the algorithm, the profile and what sets the run
     apart from that profile as the code defines it now (:func:`setting_changes`: ``--set`` values that differ
     from it, and settings recorded under an earlier definition of the profile). The seed is not part of it.
+    ``source``: the run's :func:`pretraining_source`, when the caller already has it.
     """
     cfg = config if isinstance(config, dict) else {}
     canon = pub.canonical_suite(suite)
@@ -209,7 +222,8 @@ def run_signature(suite: str, algo: str, profile: str, config: dict | None, path
         oracle = ssig["oracle"]
     overrides = cfg.get("overrides") if isinstance(cfg.get("overrides"), dict) else {}
     set_keys = set(overrides)
-    source = pretrained_from(path, cfg) if set_keys & PRETRAINING_OVERRIDES else None
+    if source is _FIND:
+        source = pretraining_source(path, cfg)
     if source is not None:  # the paper's pre-training, taken from an MLE paper run: not a change of setting
         overrides = {k: v for k, v in overrides.items() if k not in PRETRAINING_OVERRIDES}
     overrides, drift = setting_changes(algo, suite, profile, settings, overrides, set_keys)
@@ -255,13 +269,22 @@ class Run(RunContents):
     def canonical_suite(self) -> str:
         return pub.canonical_suite(self.suite)
 
+    @property
+    def steps_done(self) -> int | None:
+        """Steps trained so far: summary.json's, or the last evaluation's step if that is later (or alone)."""
+        steps = [x for x in (_finite((self.summary or {}).get("steps")), _last(self.metrics, "step")) if x is not None]
+        return int(max(steps)) if steps else None
+
+    @property
+    def wall_s(self) -> float | None:
+        """Training wall-clock seconds so far: summary.json's, else the last evaluation's ``wall_s``."""
+        wall = _finite((self.summary or {}).get("wall_s"))
+        return wall if wall is not None else _last(self.metrics, "wall_s")
+
     @functools.cached_property
     def pretraining(self) -> dict | None:
-        """:func:`pretrained_from`: the MLE run that stands for this run's paper pre-training, or None."""
-        overrides = (self.config or {}).get("overrides")
-        if not isinstance(overrides, dict) or "init_from" not in overrides:
-            return None
-        return pretrained_from(self.path, self.config or {})
+        """:func:`pretraining_source`: the MLE run that stands for this run's paper pre-training, or None."""
+        return pretraining_source(self.path, self.config or {})
 
     def history(self) -> pd.DataFrame:
         """The evaluations of the whole training: for a run pre-trained by an MLE paper run
@@ -280,7 +303,7 @@ class Run(RunContents):
     @functools.cached_property
     def signature(self) -> Signature:
         """:func:`run_signature`, computed once (it may read the ``init_from`` source run)."""
-        return run_signature(self.suite, self.algo, self.profile, self.config, self.path)
+        return run_signature(self.suite, self.algo, self.profile, self.config, self.path, source=self.pretraining)
 
     def metric_names(self) -> list[str]:
         names = metric_columns(self.metrics.columns) if self.metrics is not None else []
@@ -327,6 +350,14 @@ def _finite(x: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return x if math.isfinite(x) else None
+
+
+def _last(metrics: pd.DataFrame | None, column: str) -> float | None:
+    """The last recorded value of a metrics.csv column, or None."""
+    if metrics is None or column not in metrics.columns:
+        return None
+    s = metrics[column].dropna()
+    return _finite(s.iloc[-1]) if len(s) else None
 
 
 def series_final(metrics: pd.DataFrame, metric: str) -> float | None:
@@ -383,10 +414,8 @@ def run_stats(run: Run) -> dict:
         "setting": sig.setting,
         "published_setting": sig.published_setting,
         "steps": _finite(summ.get("steps")),
-        "wall_s": _finite(summ.get("wall_s")),
+        "wall_s": run.wall_s,
     }
-    if row["wall_s"] is None and "wall_s" in mdf.columns and mdf["wall_s"].notna().any():
-        row["wall_s"] = float(mdf["wall_s"].dropna().iloc[-1])
     # "best" covers the whole training: with the pre-training of an MLE paper run (the paper's '–(MLE)'),
     # whose evaluations come at steps <= 0 (Run.history)
     history = run.history() if run.pretraining is not None else None
@@ -707,10 +736,7 @@ def progress_line(run: Run) -> str:
     if m is None or m.empty:
         return f"started, no evaluation yet (of {fmt_num(total, 0)} steps)"
     last = m.iloc[-1]
-    k, wall = int(last["step"]), _finite(last.get("wall_s"))
-    if run.summary and _finite(run.summary.get("steps")) is not None:
-        k = max(k, int(run.summary["steps"]))
-        wall = _finite(run.summary.get("wall_s")) or wall
+    k, wall = run.steps_done, run.wall_s
     shown = ", ".join(f"{name} {fmt_num(_finite(last.get(name)), 3)}" for name in ("nll_oracle", "nll_test", "bleu-2")
                       if _finite(last.get(name)) is not None)
     out = f"step {k} of {fmt_num(total, 0)}"
@@ -802,8 +828,7 @@ def _build_table(spec: TableSpec, agg: pd.DataFrame, runs: Sequence[Run], suites
                         daggers = True
                 tol = float(p["tolerance"]) if p is not None else None
                 verdict = _verdict(diff, tol)
-                why = pub.explanation_for(canon, algo, c.metric, c.stat) if verdict == " ✗" else None
-                if why is not None and (n or 0) >= int(why["min_seeds"]):  # as regress: a failure with evidence
+                if verdict == " ✗" and pub.explain(canon, algo, c.metric, c.stat, n or 0)[0]:  # as regress decides
                     verdict += " explained‡"
                     explained = True
                 md += [fmt_mean_std(mean, std, n, n_runs, c.digits), paper,

@@ -30,6 +30,7 @@ import math
 import re
 from fnmatch import fnmatch
 from functools import lru_cache
+from pathlib import Path
 
 import pandas as pd
 
@@ -206,6 +207,24 @@ def explanation_for(suite: str, algo: str, metric: str, stat: str) -> dict | Non
         if all(fnmatch(v, str(row[k])) for k, v in (("suite", canonical_suite(suite)), ("algo", algo), ("metric", metric), ("stat", stat))):
             return row
     return None
+
+
+#: where an explained deviation's evidence path is looked up: the repository holding this package, then the cwd
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def explain(suite: str, algo: str, metric: str, stat: str, n_seeds: int) -> tuple[bool, str]:
+    """Whether a *failing* comparison of a group of ``n_seeds`` seeds is explained — its row in
+    ``EXPLAINED_CSV``, the row's evidence file present, at least ``min_seeds`` seeds — and the note that says
+    so or why not ("" when no row names it). ``regress`` and the leaderboard's tables both decide by it."""
+    why = explanation_for(suite, algo, metric, stat)
+    if why is None:
+        return False, ""
+    if not any(p.exists() for p in (REPO_ROOT / why["evidence"], Path(why["evidence"]))):
+        return False, f"; the explanation's evidence {why['evidence']} is missing"
+    if n_seeds < int(why["min_seeds"]):
+        return False, f"; explained with {why['min_seeds']}+ seeds only ({n_seeds} here)"
+    return True, f"; explained: {why['reason']} (evidence: {why['evidence']})"
 
 
 @lru_cache(maxsize=1)

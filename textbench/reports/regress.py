@@ -96,8 +96,6 @@ from .leaderboard import (
 ReplayFn = Callable[[Path, int], pd.DataFrame]
 
 PASS, FAIL, MISSING, EXPLAINED = "pass", "fail", "missing", "explained"
-#: where an explained deviation's evidence path is looked up: the repository holding this package, then the cwd
-REPO_ROOT = Path(__file__).resolve().parents[2]
 #: relative tolerance when comparing summary.json with metrics.csv (both are written from the same floats)
 SUMMARY_RTOL = 1e-9
 #: relative tolerance of the replay comparison: 0 = exact
@@ -288,16 +286,9 @@ def _compare_published_group(c: Check, row, step: int | None, g: pd.Series, runs
         diff = mean - float(row.value)
         c.status = PASS if within(mean, float(row.value), float(row.tolerance)) else FAIL
         c.note = f"Δ = {diff:+.3f}"
-        why = pub.explanation_for(row.suite, row.algo, row.metric, row.stat) if c.status == FAIL else None
-        if why is not None:
-            evidence = next((p for p in (REPO_ROOT / why["evidence"], Path(why["evidence"])) if p.exists()), None)
-            if evidence is None:
-                c.note += f"; the explanation's evidence {why['evidence']} is missing"
-            elif n < int(why["min_seeds"]):
-                c.note += f"; explained with {why['min_seeds']}+ seeds only ({n} here)"
-            else:
-                c.status = EXPLAINED
-                c.note += f"; explained: {why['reason']} (evidence: {why['evidence']})"
+        if c.status == FAIL:
+            explained, note = pub.explain(row.suite, row.algo, row.metric, row.stat, n)
+            c.status, c.note = (EXPLAINED if explained else FAIL), c.note + note
     if n_same > 1:
         c.note += (f"; {n_same} signatures in the paper's setting (their data differ): this one is "
                    f"{g['label']}, seeds {g['seeds']}")
