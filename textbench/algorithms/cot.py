@@ -23,7 +23,7 @@ during its update only, Adam(3e-3, β=(0.9, 0.95)); no gradient clipping, no MLE
 200,000 iterations. Deviation: none in the objective; PyTorch's LSTM carries the same equations.
 
 Real text (``coco``, ``emnlp``): no budget is published (the CoT paper's EMNLP experiment states none; Texygen has
-no CoT). The ``paper`` profile there (``suite_profiles``, ``REAL_TEXT_PROFILE``) runs as many iterations — generator
+no CoT). The ``paper`` profile there (``suite_profiles``, ``REAL_TEXT_PAPER_PROFILES``) runs as many iterations — generator
 updates, each also one mediator update on 64 real sequences — as MLE's paper run of the suite has minibatches
 (Texygen's 80 epochs: 12,480 on COCO), evaluated on MLE's grid (every 5 epochs' worth: 780), every evaluation full:
 CoT's curve and MLE's share their x-axis in generator updates and in real sequences seen, and its final row is the
@@ -91,9 +91,10 @@ MEDIATOR_HELP = {
 }
 #: the official cadence: NLL_oracle and NLL_test every 100 iterations; the JSDs every 1,000 (protocol)
 PAPER_PROFILE = {"steps": 200_000, "eval_every": 100, "full_eval_every": 1000}
-#: real text, no published budget: MLE's paper run of the suite in generator updates (Texygen's 80 epochs) and its
-#: evaluation grid, every evaluation full (module docstring)
-REAL_TEXT_PROFILE = {suite: {**mle_budget, "full_eval_every": 0} for suite, mle_budget in MLE_TEXYGEN_REAL.items()}
+#: the ``paper`` profile on real text (``suite_profiles`` of every CoT variant), no published budget: MLE's paper
+#: run of the suite in generator updates (Texygen's 80 epochs) and its evaluation grid, every evaluation full
+#: (module docstring)
+REAL_TEXT_PAPER_PROFILES = {("paper", suite): {**mle_budget, "full_eval_every": 0} for suite, mle_budget in MLE_TEXYGEN_REAL.items()}
 
 
 @register_algorithm("cot", "Cooperative Training: generator minimises JSD through a mediator trained on ½(P+G)")
@@ -124,7 +125,7 @@ class CoT(Algorithm):
     suite_profiles = {
         ("quick", "coco"): {"steps": 200, "eval_every": 50},
         ("quick", "emnlp"): {"steps": 200, "eval_every": 50},
-        **{("paper", suite): dict(values) for suite, values in REAL_TEXT_PROFILE.items()},
+        **REAL_TEXT_PAPER_PROFILES,
     }
 
     def __init__(self, suite, settings, rng):

@@ -70,7 +70,7 @@ from ..models.fused import mediator_nll_backward
 from ..models.leakgan import LeakDiscriminator, LeakGANGenerator
 from ..registry import register_algorithm
 from .base import GENERATOR_DEFAULTS, GENERATOR_HELP, Algorithm, BatchCycler, clip_and_step
-from .cot import MEDIATOR_DEFAULTS, MEDIATOR_HELP, MEDIATOR_SPECS, PAPER_PROFILE, REAL_TEXT_PROFILE, cot_generator_loss
+from .cot import MEDIATOR_DEFAULTS, MEDIATOR_HELP, MEDIATOR_SPECS, PAPER_PROFILE, REAL_TEXT_PAPER_PROFILES, cot_generator_loss
 
 
 class FeatureExtractor(LeakDiscriminator):
@@ -142,7 +142,7 @@ class CoTStrong(Algorithm):
     suite_profiles = {
         ("quick", "coco"): {"steps": 60, "eval_every": 20},
         ("quick", "emnlp"): {"steps": 60, "eval_every": 20},
-        **{("paper", suite): dict(values) for suite, values in REAL_TEXT_PROFILE.items()},  # cot's real-text budget
+        **REAL_TEXT_PAPER_PROFILES,  # cot's real-text budget
     }
 
     def __init__(self, suite, settings, rng):
