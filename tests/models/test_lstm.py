@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from textbench.errors import TextbenchError
-from textbench.models.lstm import LSTMLM, sample_categorical
+from textbench.models.lstm import CDF_BLOCK, LSTMLM, sample_categorical, search_cdf
 
 
 def tiny_model(v=3, l=3, seed=0):
@@ -36,6 +36,45 @@ def test_sample_categorical_never_draws_zero_probability_and_is_seeded():
     assert torch.equal(a, b)
     assert set(a[0::2].tolist()) <= {0, 2} and set(a[1::2].tolist()) == {3}
     assert 0.4 < (a[0::2] == 0).double().mean() < 0.6
+
+
+def _cumsum_search(p, u):
+    """The reference ``search_cdf`` stands for: one cumulative sum over the whole vocabulary, then searchsorted."""
+    cdf = torch.cumsum(p, dim=-1)
+    return torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp_(max=p.shape[1] - 1)
+
+
+@pytest.mark.parametrize("vocab", [5000, 4660, 4 * CDF_BLOCK, 4 * CDF_BLOCK + 1, 300])
+def test_search_cdf_draws_the_tokens_of_one_cumulative_sum(vocab):
+    """The two-level search gives the token of the full float32 cumulative sum on every draw: flat to very
+    peaked rows, V a multiple of the block or not, several uniforms per row, and below 4 blocks (plain cumsum)."""
+    g = torch.Generator().manual_seed(vocab)
+    differ = draws = 0
+    for scale in (0.3, 3.0, 12.0, 60.0):
+        p = torch.softmax(torch.randn(512, vocab, generator=g) * scale, dim=-1)
+        u = torch.rand(512, 3, generator=g)
+        a, b = search_cdf(p, u), _cumsum_search(p, u)
+        differ += int((a != b).sum())
+        draws += a.numel()
+    assert draws == 4 * 512 * 3 and differ == 0
+
+
+def test_search_cdf_edges_match_cumsum():
+    """One-hot rows at either end, zero-probability runs (never drawn), u at 0 and just below 1, uniform rows."""
+    v = 5000
+    p = torch.zeros(6, v)
+    p[0, v - 1] = 1.0
+    p[1, 0] = 1.0
+    p[2, 2500:2600] = 0.01
+    p[3] = 1.0 / v
+    p[4, ::7] = 1.0
+    p[4] /= p[4].sum()
+    p[5, CDF_BLOCK - 1 : CDF_BLOCK + 1] = 0.5  # the mass straddles a block boundary
+    for u in (0.0, 0.25, 0.5, 0.999, 1.0 - 2.0**-24):
+        uu = torch.full((6, 1), u)
+        got = search_cdf(p, uu)
+        assert torch.equal(got, _cumsum_search(p, uu)), u
+        assert bool((p.gather(1, got) > 0).all())
 
 
 def test_temperature_sharpens():

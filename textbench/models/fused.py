@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..metrics.likelihood import balanced_nll
-from .lstm import LSTMLM
+from .lstm import LSTMLM, search_cdf
 
 DEFAULT_CHUNK = 64
 
@@ -122,7 +122,6 @@ def _sample(model, n, generator, probs_out, log_probs_out, out_layer, batch_size
         tok = torch.full((b, 1), model.start_token, dtype=torch.long, device=device)
         logits = torch.empty((b, v), device=device)
         probs = torch.empty((b, v), device=device) if probs_out is None else None
-        cdf = torch.empty((b, v), device=device)
         zeros = torch.zeros((1, b, hidden), device=device, dtype=logits.dtype)
         state = (zeros, zeros)
         for t in range(model.seq_len):
@@ -142,10 +141,9 @@ def _sample(model, n, generator, probs_out, log_probs_out, out_layer, batch_size
                 torch._softmax(logits, -1, False, out=p)
             if log_probs_out is not None:
                 torch._log_softmax(logits, -1, False, out=log_probs_out[t, start : start + b])
-            # sample_categorical on these logits: softmax -> cumulative sums -> one uniform -> searchsorted
-            torch.cumsum(p, -1, out=cdf)
-            u = torch.rand((b, 1), generator=generator, device=device, dtype=cdf.dtype)
-            idx = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp_(max=v - 1)
+            # sample_categorical on these logits: softmax -> one uniform -> search of the cumulative sums
+            u = torch.rand((b, 1), generator=generator, device=device, dtype=p.dtype)
+            idx = search_cdf(p, u)
             seq[start : start + b, t] = idx[:, 0]
             tok = idx
     return seq

@@ -149,7 +149,7 @@ class LSTMLM(nn.Module):
 
         x_t ~ softmax(logits_t / T); one uniform per token (drawn per batch and position, [b, 1]), located in
         the cumulative sums of the probabilities (``inverse_cdf``): the same distribution as
-        ``torch.multinomial`` at a fraction of the cost. The output layer, softmax, cumulative sum and search
+        ``torch.multinomial`` at a fraction of the cost. The output layer, softmax and search (``search_cdf``)
         run ``BLOCK_ROWS`` rows at a time (per-row operations: the same tokens as on the whole batch, bit for
         bit, tested; the blocks stay in cache).
         """
@@ -204,11 +204,63 @@ def inverse_cdf(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
     With C_v = Σ_{w≤v} softmax(logits)_w, return the smallest v with C_v > u·C_V (``searchsorted``, right
     side); a token of zero probability (C_v = C_{v−1}) is never returned. Scaling u by C_V absorbs the
-    rounding of the float32 cumulative sum.
+    rounding of the float32 cumulative sum. The search itself is ``search_cdf``.
     """
-    cdf = torch.softmax(logits, dim=-1).cumsum_(dim=-1)
-    idx = torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
-    return idx.clamp_(max=logits.shape[-1] - 1)
+    return search_cdf(torch.softmax(logits, dim=-1), u)
+
+
+#: tokens per block of ``search_cdf``'s two-level search
+CDF_BLOCK = 128
+_SCRATCH: list[torch.Tensor] = []  # search_cdf's double buffer, kept: a fresh 2.5 MB buffer per call costs its page faults
+
+
+def _scratch(numel: int) -> torch.Tensor:
+    if not _SCRATCH or _SCRATCH[0].numel() < numel:
+        _SCRATCH[:] = [torch.empty(numel, dtype=torch.float64)]
+    return _SCRATCH[0][:numel]
+
+
+def search_cdf(p: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The smallest v with C_v > u·C_V for probabilities p [N, V] (rows ≥ 0) and uniforms u [N, k] -> [N, k],
+    where C = ``torch.cumsum(p, -1)`` (float32 values of a double-precision running sum on CPU) and the result
+    is clamped to V − 1: exactly ``searchsorted(cumsum(p), u * C_V, right=True)``, without the cumulative sum
+    over all V tokens (a sequential pass, the costliest step of sampling on CPU).
+
+    On CPU, for V ≥ 4 blocks: the double-precision sums of ``CDF_BLOCK``-token blocks are accumulated (C at each
+    block's end), the block holding the token is found among them, and only that block is accumulated further
+    (in double, from the running sum before it, then rounded to float32 like ``cumsum``). Every C_v compared is
+    then the float32 rounding of the same exact sum as ``cumsum``'s, up to the order of double additions
+    (~1e-16 relative): the tokens are ``cumsum``'s unless a partial sum lies within that distance of a float32
+    rounding boundary, and a row whose block disagrees with its block-end sum is redone with ``cumsum``
+    (tests/models/test_lstm.py compares the two on millions of draws). Elsewhere (other devices, small V):
+    ``cumsum`` itself.
+    """
+    n, v = p.shape
+    if p.device.type != "cpu" or v < 4 * CDF_BLOCK or p.dtype != torch.float32:
+        cdf = torch.cumsum(p, dim=-1)
+        return torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp_(max=v - 1)
+    k, nb = u.shape[1], -(-v // CDF_BLOCK)
+    wide = _scratch(n * nb * CDF_BLOCK).view(n, nb * CDF_BLOCK)  # p in double, padded with zero-probability slots
+    wide[:, :v].copy_(p)
+    wide[:, v:].zero_()
+    blocks = wide.view(n, nb, CDF_BLOCK)
+    ends = blocks.sum(dim=-1).cumsum_(dim=1)  # Σ_{w < (j+1)·block} p_w in double
+    ends32 = ends.float()  # C at each block's end (and C_V last), as cumsum rounds them
+    x = u * ends32[:, -1:]  # [N, k]: u · C_V in float32, as the reference computes it
+    j = torch.searchsorted(ends32, x, right=True)  # first block whose end exceeds x; nb: none does (token V − 1)
+    jc = j.clamp(max=nb - 1)
+    before = ends.gather(1, (jc - 1).clamp_(min=0)) * (jc > 0)  # [N, k] running sum before the block, double
+    vals = blocks.gather(1, jc.unsqueeze(-1).expand(n, k, CDF_BLOCK))  # [N, k, block] copies, double
+    vals[..., 0] += before  # the running sum enters the block first, as in the sequential sum
+    inner = vals.cumsum_(dim=-1).float()
+    i = torch.searchsorted(inner, x.unsqueeze(-1), right=True).squeeze(-1)  # [N, k] in [0, block]
+    tok = torch.where(j >= nb, v, jc * CDF_BLOCK + i)
+    redo = (i >= CDF_BLOCK) & (j < nb)  # the block's own sums never exceed x: a double-rounding disagreement
+    if bool(redo.any()):
+        rows = redo.any(dim=1).nonzero().squeeze(1)
+        cdf = torch.cumsum(p[rows], dim=-1)
+        tok[rows] = torch.searchsorted(cdf, u[rows] * cdf[:, -1:], right=True)
+    return tok.clamp_(max=v - 1)
 
 
 def sample_categorical(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

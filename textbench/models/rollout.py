@@ -27,9 +27,9 @@ Randomness: both draw one uniform per (t, k, b, position) from ``generator`` as 
 U [L−1, K, B, L] (or take ``uniforms``), and sample x_s = min{v : C_v > u·C_V} (inverse CDF of
 softmax(logits), like ``LSTMLM.sample``; the batched path with ``FusedSampler``). Given the same generator
 state they therefore produce the same completions and rewards, up to float rounding: a token differs only
-when u falls within the rounding error of a CDF step — the reference's float32 cumulative sum over
-V = 5,000 terms carries ~1e-4 relative error, so about one token in 10^4 differs at that size (none in
-the small-vocabulary tests).
+when u falls within the rounding error of a CDF step — ``FusedSampler``'s probabilities come from another
+exp (a few ulp apart) and its block sums are float32, so about one token in 10^4 differs at V = 5,000 (none
+in the small-vocabulary tests).
 """
 
 from __future__ import annotations
