@@ -286,5 +286,8 @@ def test_threads_option_is_recorded_per_segment(tiny, tmp_path):
     cfg = json.loads((d / "config.json").read_text())
     assert cfg["segments"][0]["threads"] == 1 and cfg["versions"]["torch_threads"] == 1
     assert cfg["segments"][0]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    from textbench.engine.rundir import git_info
+
+    assert (cfg["segments"][0]["git_commit"], cfg["segments"][0]["git_dirty"]) == git_info()  # the code of each segment
     bad = CliRunner().invoke(main, ["run", "--algo", "mle", "--suite", "synthetic", "--threads", "0", "--run-dir", str(tmp_path / "x")])
     assert bad.exit_code != 0 and not (tmp_path / "x").exists()

@@ -421,10 +421,13 @@ def _cpu_model() -> str:
 
 
 def segment(start_step: int) -> dict[str, Any]:
-    """One stretch of a run made by one process: its step range and the machine that made it."""
+    """One stretch of a run made by one process: its step range, the machine and the code that made it (a run
+    resumed after a code change records the new commit here; the config's top-level ``git_commit`` is the one
+    that started the run)."""
     env = environment()
+    commit, dirty = git_info()
     return {"start_step": start_step, "end_step": None, "torch": env["torch"], "threads": env["torch_threads"],
-            "cpu_capability": env["cpu_capability"], "cpu": env["cpu"],
+            "cpu_capability": env["cpu_capability"], "cpu": env["cpu"], "git_commit": commit, "git_dirty": dirty,
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 

@@ -66,6 +66,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .kernels import fast_path, mm_nt, onednn
+
 
 @dataclass(frozen=True)
 class FilterPreset:
@@ -85,28 +87,7 @@ TEXYGEN_FILTERS = FilterPreset(emb_dim=32, filter_sizes=(2, 3), num_filters=(100
 """Texygen's SeqGAN/RankGAN/MaliGAN discriminator (300 features), embedding 32 (= generator emb)."""
 
 
-# -- kernels ---------------------------------------------------------------------------------------
-_HAS_ONEDNN_LINEAR = (
-    torch.backends.mkldnn.is_available()
-    and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-    and hasattr(torch.ops.aten, "mkldnn_linear_backward_input")
-)
-
-
-def _fast(t: torch.Tensor) -> bool:
-    """The channels-last / gathered-gradient path: CPU float32 (elsewhere the plain formulation)."""
-    return t.device.type == "cpu" and t.dtype == torch.float32
-
-
-def _onednn(t: torch.Tensor) -> bool:
-    return _HAS_ONEDNN_LINEAR and _fast(t) and torch._C._get_mkldnn_enabled()
-
-
-def _mm_nt(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """a @ b.T (+ bias) for a [M, K], b [N, K]: oneDNN's inner product when available, else addmm/mm."""
-    if _onednn(a):
-        return torch.ops.mkldnn._linear_pointwise(a.contiguous(), b.contiguous(), bias, "none", [], "")
-    return F.linear(a, b, bias)
+# -- kernels (models/kernels.py) -------------------------------------------------------------
 
 
 class _OneDNNLinear(torch.autograd.Function):
@@ -116,7 +97,7 @@ class _OneDNNLinear(torch.autograd.Function):
     def forward(ctx, x, weight, bias):
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return _mm_nt(x, weight, bias)
+        return mm_nt(x, weight, bias)
 
     @staticmethod
     def backward(ctx, grad):
@@ -126,14 +107,14 @@ class _OneDNNLinear(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             dx = torch.ops.aten.mkldnn_linear_backward_input(list(x.shape), grad.to_mkldnn(), weight.contiguous()).to_dense()
         if ctx.needs_input_grad[1]:
-            dw = _mm_nt(grad.t(), x.t())  # Σ_b grad[b]ᵀ x[b]
+            dw = mm_nt(grad.t(), x.t())  # Σ_b grad[b]ᵀ x[b]
         if ctx.has_bias and ctx.needs_input_grad[2]:
             db = grad.sum(0)
         return dx, dw, db
 
 
 def _linear(x: torch.Tensor, lin: nn.Linear) -> torch.Tensor:
-    if x.dim() == 2 and _onednn(x) and lin.weight.dtype == torch.float32:
+    if x.dim() == 2 and onednn(x) and lin.weight.dtype == torch.float32:
         return _OneDNNLinear.apply(x, lin.weight, lin.bias)
     return lin(x)
 
@@ -153,7 +134,7 @@ def _conv_max(e: torch.Tensor, sizes, weights, biases, with_indices: bool):
             flat = e.reshape(b, length * emb)
             if f > length:
                 flat = F.pad(flat, (0, (f - length) * emb))
-            vals.append(_mm_nt(flat, w2, bias))
+            vals.append(mm_nt(flat, w2, bias))
             if with_indices:
                 idxs.append(torch.zeros((b, n), dtype=torch.long))
             continue
@@ -295,7 +276,7 @@ def _conv_max_backward(e, pstar, w2s, sizes, grad, need_e: bool, need_w: bool):
             flat = e.reshape(b, length * emb)
             if f > length:
                 flat = F.pad(flat, (0, (f - length) * emb))
-            d_ws[i] = _mm_nt(g_f.t(), flat.t()).view(n, f, emb).transpose(1, 2).contiguous()
+            d_ws[i] = mm_nt(g_f.t(), flat.t()).view(n, f, emb).transpose(1, 2).contiguous()
         if need_e:
             d_e.view(b, length * emb).add_((g_f @ w2)[:, : length * emb])
     d_bs = [d_bias[lay.starts[i] : lay.starts[i + 1]].clone() for i in range(len(sizes))]  # own storage each
@@ -406,7 +387,7 @@ class CNNDiscriminator(nn.Module):
         if x.dim() != 2:
             raise ValueError(f"expected token ids of shape [batch, length], got {tuple(x.shape)}")
         e = self.embedding(x)  # [B, L, E]
-        if not _fast(e):
+        if not fast_path(e):
             return self._pooled_plain(e)
         weights = [conv.weight for conv in self.convs]
         biases = [conv.bias for conv in self.convs]

@@ -8,7 +8,11 @@ output layer stays on autograd: its hidden states come in, the gradient of those
 
 Numbers: the same functions of the same inputs as the straightforward autograd iteration (``cot.py`` states
 the objectives; tests/algorithms/test_cot_fused.py keeps a copy of that iteration and holds these passes to it
-within 1e-5, draws included); only the floating-point order of the sums differs.
+within 1e-5, draws included); only the floating-point order of the sums differs. Kernels (``models/kernels.py``):
+the forward output-layer products give ``addmm``'s bits on oneDNN's inner product where it reproduces them (~2x
+faster on this project's AMD AVX-512 CPU); the backward dlogits·W runs on oneDNN too (2x, its own summation order
+over V: ~1e-6 relative from ``torch.mm``, changed 2026-12-02: runs resumed across that change record the commit of
+each segment in config.json).
 
 ``mm_dtype=torch.bfloat16`` runs the large products ([rows, H]·[H, V] and its two backward products) on bf16
 operands (fp32 accumulation inside the kernel, bf16 result converted to fp32); softmax, log-softmax, the KL and
@@ -21,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..metrics.likelihood import balanced_nll
+from .kernels import linear_rows, onednn, same_bits_as_linear
 from .lstm import LSTMLM, search_cdf
 
 DEFAULT_CHUNK = 64
@@ -33,14 +38,19 @@ class _Output:
         self.weight, self.bias = layer.weight.detach(), layer.bias.detach()
         self.mm_dtype = mm_dtype if mm_dtype not in (None, torch.float32) else None
         self.weight_mm = self.weight if self.mm_dtype is None else self.weight.to(self.mm_dtype)
+        # dlogits·W on oneDNN (an inner product with Wᵀ [H, V] as its weight): ~2x torch.mm here, equal to 1e-6
+        self.weight_t = self.weight.t().contiguous() if self.mm_dtype is None and onednn(self.weight) else None
 
     def operand(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` as a left operand of this layer's products (cast once per pass, not per block)."""
         return x if self.mm_dtype is None else x.to(self.mm_dtype)
 
     def logits(self, h: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """h [r, H] (an ``operand``) -> logits [r, V] written into ``out`` (fp32)."""
+        """h [r, H] (an ``operand``) -> logits [r, V] (fp32): ``addmm``'s numbers (``kernels.linear_rows``: on
+        oneDNN where it gives them, then in a new tensor, else written into ``out``)."""
         if self.mm_dtype is None:
+            if same_bits_as_linear(h.shape[0], h.shape[1], self.weight.shape[0], True) and onednn(h):
+                return linear_rows(h, self.weight, self.bias)
             return torch.addmm(self.bias, h, self.weight.t(), out=out)
         return torch.add(torch.mm(h, self.weight_mm.t()), self.bias, out=out)
 
@@ -52,7 +62,10 @@ class _Output:
         transposed orientation keeps V the long, contiguous dimension of the product (faster on CPU)."""
         if self.mm_dtype is None:
             dwb_t.addmm_(h_aug.t(), dlogits)
-            torch.mm(dlogits, self.weight, out=dh_out)
+            if self.weight_t is not None:
+                dh_out.copy_(torch.ops.mkldnn._linear_pointwise(dlogits, self.weight_t, None, "none", [], ""))
+            else:
+                torch.mm(dlogits, self.weight, out=dh_out)
         else:
             d = dlogits.to(self.mm_dtype)
             dwb_t.add_(torch.mm(h_aug.t(), d))
@@ -132,15 +145,15 @@ def _sample(model, n, generator, probs_out, log_probs_out, out_layer, batch_size
             finally:
                 if toggle:
                     torch._C._set_mkldnn_enabled(True)
-            out_layer.logits(out_layer.operand(h[:, 0]), logits)
+            z = out_layer.logits(out_layer.operand(h[:, 0]), logits)
             if probs_out is None:
-                torch._softmax(logits, -1, False, out=probs)
+                torch._softmax(z, -1, False, out=probs)
                 p = probs
             else:
                 p = probs_out[t, start : start + b]
-                torch._softmax(logits, -1, False, out=p)
+                torch._softmax(z, -1, False, out=p)
             if log_probs_out is not None:
-                torch._log_softmax(logits, -1, False, out=log_probs_out[t, start : start + b])
+                torch._log_softmax(z, -1, False, out=log_probs_out[t, start : start + b])
             # sample_categorical on these logits: softmax -> one uniform -> search of the cumulative sums
             u = torch.rand((b, 1), generator=generator, device=device, dtype=p.dtype)
             idx = search_cdf(p, u)
@@ -204,7 +217,7 @@ def generator_kl_backward(
         work = torch.empty_like(logits)
         for i, j in _rows(n, chunk):
             ml, d, p = logits[: j - i], work[: j - i], p_rows[i:j]
-            m_out.logits(hm[i:j], ml)
+            ml = m_out.logits(hm[i:j], ml)
             torch._log_softmax(ml, -1, False, out=d)  # ln M
             torch.sub(lp_rows[i:j], d, out=d)  # ln G − ln M
             d.mul_(p)  # G ⊙ (ln G − ln M)
@@ -277,11 +290,11 @@ def mediator_nll_backward(
         for i, j in _rows(n, chunk):
             z, d, tgt = logits[: j - i], work[: j - i], target[i:j]
             # logged balanced NLL: dropout off
-            out.logits(h_mm[i:j], z)
+            z = out.logits(h_mm[i:j], z)
             torch._log_softmax(z, -1, False, out=d)
             torch.gather(d, 1, tgt, out=lp_plain[i:j])
             # training pass, dropout on: M(target) and ∂NLL/∂logits = softmax − onehot(target)
-            out.logits(hd_mm[i:j], z)
+            z = out.logits(hd_mm[i:j], logits[: j - i])
             torch._softmax(z, -1, False, out=d)
             torch.gather(d, 1, tgt, out=p_train[i:j])
             d.scatter_add_(1, tgt, minus_one[: j - i])

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import TextbenchError
+from .kernels import linear_rows
 
 
 #: rows of the [rows, V] output-layer blocks of no-grad scoring and sampling: 128 x 5,000 floats = 2.5 MB,
@@ -128,7 +129,7 @@ class LSTMLM(nn.Module):
         target = x.reshape(-1, 1)
         out = torch.empty(target.shape[0], dtype=h.dtype, device=h.device)
         for r in range(0, h.shape[0], BLOCK_ROWS):
-            logits = self.output(h[r : r + BLOCK_ROWS])
+            logits = linear_rows(h[r : r + BLOCK_ROWS], self.output.weight, self.output.bias)
             log_probs = torch.log_softmax(logits if temperature == 1.0 else logits / temperature, dim=-1)
             out[r : r + BLOCK_ROWS] = log_probs.gather(-1, target[r : r + BLOCK_ROWS]).squeeze(-1)
         return out.view(x.shape)
@@ -169,7 +170,7 @@ class LSTMLM(nn.Module):
                 h = h[:, 0]
                 u = torch.rand((b, 1), generator=generator, device=device)
                 for r in range(0, b, BLOCK_ROWS):
-                    logits = self.output(h[r : r + BLOCK_ROWS])
+                    logits = linear_rows(h[r : r + BLOCK_ROWS], self.output.weight, self.output.bias)
                     if temperature != 1.0:
                         logits = logits / temperature
                     seq[r : r + BLOCK_ROWS, t] = inverse_cdf(logits, u[r : r + BLOCK_ROWS])[:, 0]

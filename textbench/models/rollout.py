@@ -39,7 +39,7 @@ from typing import Callable
 
 import torch
 
-from .discriminator import _onednn
+from .kernels import onednn
 from .lstm import inverse_cdf
 
 RewardFn = Callable[[torch.Tensor], torch.Tensor]
@@ -110,7 +110,7 @@ class FusedSampler:
         n, k = u.shape
         bound = h.norm(dim=1, keepdim=True) * self.w_norm + self.b_max
         x = torch.cat([h, -bound], dim=1)
-        if _onednn(x):  # σ(logits − β) from oneDNN, then exp = σ / (1 − σ) (see the class docstring)
+        if onednn(x):  # σ(logits − β) from oneDNN, then exp = σ / (1 − σ) (see the class docstring)
             p = torch.ops.mkldnn._linear_pointwise(x, self.weight_nt, self.bias, "sigmoid", [], "")
             p.reciprocal_().sub_(1.0).reciprocal_()  # 1 / (1/σ − 1) = σ / (1 − σ), in place: [N, V'] in [0, 1]
         else:
