@@ -130,7 +130,9 @@ class LSTMLM(nn.Module):
         out = torch.empty(target.shape[0], dtype=h.dtype, device=h.device)
         for r in range(0, h.shape[0], BLOCK_ROWS):
             logits = linear_rows(h[r : r + BLOCK_ROWS], self.output.weight, self.output.bias)
-            log_probs = torch.log_softmax(logits if temperature == 1.0 else logits / temperature, dim=-1)
+            if temperature != 1.0:
+                logits = logits / temperature
+            log_probs = torch._log_softmax(logits, -1, False, out=logits)  # in place: the same numbers, one buffer less
             out[r : r + BLOCK_ROWS] = log_probs.gather(-1, target[r : r + BLOCK_ROWS]).squeeze(-1)
         return out.view(x.shape)
 
@@ -173,7 +175,8 @@ class LSTMLM(nn.Module):
                     logits = linear_rows(h[r : r + BLOCK_ROWS], self.output.weight, self.output.bias)
                     if temperature != 1.0:
                         logits = logits / temperature
-                    seq[r : r + BLOCK_ROWS, t] = inverse_cdf(logits, u[r : r + BLOCK_ROWS])[:, 0]
+                    probs = torch._softmax(logits, -1, False, out=logits)  # in place (a fresh tensor): softmax's numbers
+                    seq[r : r + BLOCK_ROWS, t] = search_cdf(probs, u[r : r + BLOCK_ROWS])[:, 0]
                 tok = seq[:, t : t + 1]
             out.append(seq)
         self.train(was_training)
