@@ -423,7 +423,15 @@ def test_progress_line_projects_the_remaining_hours():
     line = lb.progress_line(run)
     assert line.startswith("step 250 of 1000 (25.0 %)")
     assert "last evaluation (step 200): nll_oracle 9.500, nll_test 7.900" in line
-    assert "1.25 h so far, ≈ 3.8 h left at this pace" in line
+    assert "1.25 h so far, ≈ 3.8 h left at its recent pace (18.00 s/step)" in line  # 1,800 s per 100 steps, 750 left
+    # the pace of the last intervals, not the average: a run that sped up (fewer runs sharing the machine)
+    faster = pd.DataFrame({"step": [0, 100, 200, 300], "wall_s": [10.0, 1810.0, 3610.0, 3710.0],
+                           "nll_oracle": [11.4, 10.0, 9.5, 9.4], "nll_test": [8.5, 8.0, 7.9, 7.9]})
+    assert lb.recent_pace(faster, intervals=1) == 1.0 and lb.recent_pace(faster) == (3710.0 - 10.0) / 300
+    assert lb.recent_pace(faster.head(1)) is None
+    single = lb.Run(path=Path("x/paper-seed0"), suite="synthetic", algo="cot", profile="paper", seed=0,
+                    config={"settings": {"steps": 1000}}, metrics=faster.head(1), summary={"complete": False, "steps": 50, "wall_s": 100.0})
+    assert "≈ 0.5 h left at its average pace" in lb.progress_line(single)  # one evaluation: 2 s/step x 950 steps
 
 
 def test_a_runs_signature_is_computed_once(runs_dir, monkeypatch):

@@ -728,9 +728,26 @@ def _verdict(diff: float | None, tol: float | None) -> str:
     return " ✓" if abs(diff) <= tol * (1 + 1e-9) + 1e-12 else " ✗"
 
 
+#: evaluation intervals whose pace projects an unfinished run's remaining hours
+RECENT_INTERVALS = 10
+
+
+def recent_pace(metrics: pd.DataFrame | None, intervals: int = RECENT_INTERVALS) -> float | None:
+    """Wall seconds per step over the last ``intervals`` evaluation intervals of ``metrics`` (``step``, ``wall_s``:
+    training and evaluations, cumulative over resumed segments), or None with fewer than two evaluations. Unlike
+    the average since step 0 it follows the phase a run is in (SeqGAN's adversarial epochs cost more than its
+    D pre-training steps) and the load of the machine now."""
+    if metrics is None or "wall_s" not in metrics or len(metrics) < 2:
+        return None
+    tail = metrics[["step", "wall_s"]].dropna().tail(intervals + 1)
+    steps, wall = float(tail["step"].iloc[-1] - tail["step"].iloc[0]), float(tail["wall_s"].iloc[-1] - tail["wall_s"].iloc[0])
+    return wall / steps if steps > 0 and wall > 0 else None
+
+
 def progress_line(run: Run) -> str:
     """Where an unfinished run stands: step k of N, its last NLL_oracle / NLL_test, hours so far and the
-    hours left at its average pace so far (a projection, not a measurement)."""
+    hours left at the pace of its last evaluation intervals (``recent_pace``; else its average pace so far):
+    a projection, not a measurement."""
     total = _finite((run.settings or {}).get("steps"))
     m = run.metrics
     if m is None or m.empty:
@@ -744,7 +761,11 @@ def progress_line(run: Run) -> str:
         out += f" ({100 * k / total:.1f} %)"
     out += f"; last evaluation (step {int(last['step'])}): {shown or '—'}"
     if wall and k and total:
-        out += f"; {wall / 3600:.2f} h so far, ≈ {wall * (total - k) / k / 3600:.1f} h left at this pace"
+        pace = recent_pace(m)
+        if pace is not None:
+            out += f"; {wall / 3600:.2f} h so far, ≈ {pace * (total - k) / 3600:.1f} h left at its recent pace ({pace:.2f} s/step)"
+        else:
+            out += f"; {wall / 3600:.2f} h so far, ≈ {wall * (total - k) / k / 3600:.1f} h left at its average pace"
     return out
 
 
