@@ -41,7 +41,7 @@ a model works at any sequence length. At L = 20 with SeqGAN's presets no padding
   weighted ``embedding_bag`` sums (the second after grouping the (b, o) pairs by window with one sort,
   then folding the windows onto positions with a fixed bag plan) — about 1/10 of the dense FLOPs;
 * highway: its two 1720x1720 products and their gradients go through oneDNN's inner product
-  (``_OneDNNLinear``), ~1.8-2x MKL's sgemm on this kind of CPU (AMD, AVX-512), when oneDNN is available.
+  (``kernels.OneDNNLinear``), ~1.8-2x MKL's sgemm on this kind of CPU (AMD, AVX-512), when oneDNN is available.
 
 Numbers: every output and gradient equals the plain formulation up to float summation order (oneDNN
 and the gathers add the same terms in another order): on fixed inputs at SeqGAN's sizes logits and
@@ -66,7 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .kernels import fast_path, mm_nt, onednn
+from .kernels import fast_path, linear, mm_nt, onednn
 
 
 @dataclass(frozen=True)
@@ -88,35 +88,6 @@ TEXYGEN_FILTERS = FilterPreset(emb_dim=32, filter_sizes=(2, 3), num_filters=(100
 
 
 # -- kernels (models/kernels.py) -------------------------------------------------------------
-
-
-class _OneDNNLinear(torch.autograd.Function):
-    """y = x Wᵀ + b with forward and both gradients on oneDNN (dense inputs, float32 CPU)."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias):
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        return mm_nt(x, weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, weight = ctx.saved_tensors
-        grad = grad.contiguous()
-        dx = dw = db = None
-        if ctx.needs_input_grad[0]:
-            dx = torch.ops.aten.mkldnn_linear_backward_input(list(x.shape), grad.to_mkldnn(), weight.contiguous()).to_dense()
-        if ctx.needs_input_grad[1]:
-            dw = mm_nt(grad.t(), x.t())  # Σ_b grad[b]ᵀ x[b]
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            db = grad.sum(0)
-        return dx, dw, db
-
-
-def _linear(x: torch.Tensor, lin: nn.Linear) -> torch.Tensor:
-    if x.dim() == 2 and onednn(x) and lin.weight.dtype == torch.float32:
-        return _OneDNNLinear.apply(x, lin.weight, lin.bias)
-    return lin(x)
 
 
 def _conv_max(e: torch.Tensor, sizes, weights, biases, with_indices: bool):
@@ -327,8 +298,8 @@ class Highway(nn.Module):
             lin.bias.uniform_(-b, b, generator=generator)
 
     def forward(self, p: torch.Tensor) -> torch.Tensor:
-        t = torch.sigmoid(_linear(p, self.gate) + self.gate_bias)
-        g = F.relu(_linear(p, self.lin))
+        t = torch.sigmoid(linear(p, self.gate.weight, self.gate.bias) + self.gate_bias)
+        g = F.relu(linear(p, self.lin.weight, self.lin.bias))
         return t * g + (1.0 - t) * p
 
 
