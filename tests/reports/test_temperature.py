@@ -123,6 +123,27 @@ def test_sweep_of_a_run_end_to_end(tiny, tmp_path):
         load_sweeps(out)
 
 
+def test_a_sweep_of_a_run_made_again_is_stale_and_not_shown(tiny, tmp_path):
+    """A sweep describes the run it was made from: once the run is re-made at another commit (or is gone) the
+    leaderboard lists the sweep as stale, with the command to sweep again, and leaves it out of its table."""
+    from textbench.engine.rundir import RunDir
+    from textbench.reports.temperature import stale_reason, sweep_table
+
+    run_dir = tmp_path / "runs" / "synthetic" / "mle" / "quick-seed0"
+    train(Run("mle", "synthetic", "quick", 0, tiny, run_dir), progress=False, log=lambda _m: None)
+    out = tmp_path / "sweeps"
+    write_sweep(out, run_dir, sweep(run_dir, [0.8, 1.0], 32), seed=0, n=32)
+    (fresh,) = load_sweeps(out)
+    assert fresh.stale is None and "mle quick-seed0 |" in sweep_table(out)[1]
+    rd = RunDir(run_dir)
+    rd.write_config({**rd.read_config(), "git_commit": "0123456789abcdef"})
+    (old,) = load_sweeps(out)
+    assert "re-made since" in old.stale and "0123456" in old.stale
+    table, md = sweep_table(out)
+    assert table.empty and "## Stale sweeps (not shown)" in md and f"sweep-temperature --run {run_dir}" in md
+    assert "run" in stale_reason({"run": str(tmp_path / "gone")}) and stale_reason({}) is None
+
+
 def test_sweep_temperature_command(tiny, tmp_path):
     from click.testing import CliRunner
 

@@ -329,6 +329,6 @@ def plot_temperature_sweeps(sweeps_dir: Path, out_dir: str | os.PathLike, suite:
 
     if not Path(sweeps_dir).is_dir():
         return []
-    sweeps = load_sweeps(sweeps_dir, suite)
+    sweeps = [w for w in load_sweeps(sweeps_dir, suite) if not w.stale]  # a stale sweep describes a run that is gone
     return [plot_sweeps([w for w in sweeps if (w.meta["suite"], w.meta["profile"]) == key], Path(out_dir) / f"{key[0]}-{key[1]}-temperature.png")
             for key in sorted({(w.meta["suite"], w.meta["profile"]) for w in sweeps})]

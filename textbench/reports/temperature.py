@@ -157,10 +157,27 @@ class Sweep:
 
     meta: dict
     table: pd.DataFrame
+    stale: str | None = None  # why the sweep no longer describes its run (``stale_reason``), else None
 
     @property
     def label(self) -> str:
         return f"{self.meta['algo']} {self.meta['profile']}-seed{self.meta['seed']}"
+
+
+def stale_reason(meta: dict) -> str | None:
+    """Why a sweep no longer describes its run: the run directory is gone, or the run was re-made at another
+    commit since it was swept (its config.json names another ``git_commit``). None when it still matches."""
+    if not meta.get("run"):
+        return None  # no run recorded: nothing to compare with
+    run = Path(str(meta["run"]))
+    try:
+        cfg = rundir.RunDir(run).read_config()
+    except TextbenchError:
+        return f"its run {run} is not there"
+    now, then = cfg.get("git_commit"), meta.get("run_git_commit")
+    if now != then:
+        return f"its run was re-made since (swept at run commit {str(then)[:8]}, the run is now {str(now)[:8]})"
+    return None
 
 
 def load_sweeps(out_dir: Path = DEFAULT_OUT, suite: str | None = None) -> list[Sweep]:
@@ -176,7 +193,7 @@ def load_sweeps(out_dir: Path = DEFAULT_OUT, suite: str | None = None) -> list[S
         table = pd.read_csv(csv_path)
         if "temperature" not in table.columns or table.empty:
             raise TextbenchError(f"{csv_path}: not a temperature sweep (no temperature column or no rows)")
-        found.append(Sweep(meta, table))
+        found.append(Sweep(meta, table, stale_reason(meta)))
     return found
 
 
@@ -283,7 +300,8 @@ def sweep_table(sweeps_dir: Path = DEFAULT_OUT) -> tuple[pd.DataFrame, str]:
                        "(`results/sweeps/temperature/`). One number at T = 1 can flatter an algorithm: a run "
                        "*dominates* another when every point of the other's curve is weakly beaten on both axes by "
                        "a point of its own (over the swept temperatures); a published value is a single point (T = 1).", ""]
-    sweeps = load_sweeps(sweeps_dir) if Path(sweeps_dir).is_dir() else []
+    loaded = load_sweeps(sweeps_dir) if Path(sweeps_dir).is_dir() else []
+    sweeps = [w for w in loaded if not w.stale]
     for suite in sorted({w.meta["suite"] for w in sweeps}):
         ours = [w for w in sweeps if w.meta["suite"] == suite]
         axes = axes_for(suite)
@@ -318,4 +336,10 @@ def sweep_table(sweeps_dir: Path = DEFAULT_OUT) -> tuple[pd.DataFrame, str]:
         lines.append("")
     if not sweeps:
         lines.append("No temperature sweeps yet (`textbench sweep-temperature --run DIR`).")
+    stale = [w for w in loaded if w.stale]
+    if stale:
+        lines += ["## Stale sweeps (not shown)", ""]
+        lines += [f"- {w.meta['suite']} {w.label}: {w.stale}; sweep it again: `textbench sweep-temperature --run {w.meta['run']}`"
+                  for w in stale]
+        lines.append("")
     return pd.DataFrame(rows), "\n".join(lines) + "\n"
