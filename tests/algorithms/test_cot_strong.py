@@ -82,6 +82,24 @@ def test_generator_loss_is_full_vocabulary_kl_by_hand(tiny):
     assert torch.allclose(full.gather(-1, x.unsqueeze(-1)).squeeze(-1), lps, atol=1e-5)
 
 
+def test_closed_form_kl_equals_autograd_through_log_softmax():
+    """KLToConstant: the value and the gradient with respect to the logits of cot_generator_loss on
+    log_softmax(logits), to float rounding, on rows of several chunks (and a partial one)."""
+    from textbench.algorithms.cot import cot_generator_loss
+    from textbench.models.fused import KLToConstant
+
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(300, 77, generator=g) * 3).requires_grad_(True)
+    m_lp = torch.log_softmax(torch.randn(300, 77, generator=g) * 2, dim=-1)
+    ref = cot_generator_loss(torch.log_softmax(logits, dim=-1), m_lp)
+    (ref_grad,) = torch.autograd.grad(ref * 2.5, logits)
+    got = KLToConstant.apply(logits, m_lp)
+    (grad,) = torch.autograd.grad(got * 2.5, logits)
+    assert float(got) == pytest.approx(float(ref), rel=1e-6, abs=1e-7)
+    assert torch.allclose(grad, ref_grad, rtol=1e-5, atol=1e-8)
+    assert float(grad.abs().max()) > 1e-4  # not a vanishing gradient that any function would match
+
+
 def test_tiny_synthetic_run_learns(tiny, tmp_path):
     s = small(tiny, steps=40, eval_every=40, eval_samples=512)
     summary = quiet(Run("cot-strong", "synthetic", "quick", 0, s, tmp_path / "r"))

@@ -1,8 +1,9 @@
 """TextCoT-strong: Cooperative Training with a LeakGAN-architecture generator (CoT paper, Tables 2–3:
 "TextCoT-strong uses a LeakGAN-like generator"; the paper gives no further detail).
 
-The objective is ``cot``'s, unchanged (``textbench.algorithms.cot``: the same two loss functions are
-imported and called):
+The objective is ``cot``'s, unchanged (``textbench.algorithms.cot`` states it; here the generator's KL is
+``models.fused.KLToConstant`` on G's logits — the number of ``cot_generator_loss`` with its gradient in closed
+form — and the mediator's step is ``cot``'s own ``mediator_nll_backward``):
 
 1. **Generator step.** s ~ G (64 fresh samples, temperature 1, no gradient through the sampling). With M's
    log-probabilities constant, J(θ) = (1/(B·L)) Σ_{b,t} Σ_{v ∈ V} G_θ(v | s_<t)[ln G_θ(v | s_<t) − ln M(v | s_<t)]
@@ -66,11 +67,11 @@ from __future__ import annotations
 import torch
 
 from ..config import COUNT, Spec
-from ..models.fused import mediator_nll_backward
+from ..models.fused import KLToConstant, mediator_nll_backward
 from ..models.leakgan import LeakDiscriminator, LeakGANGenerator
 from ..registry import register_algorithm
 from .base import GENERATOR_DEFAULTS, GENERATOR_HELP, Algorithm, BatchCycler, clip_and_step
-from .cot import MEDIATOR_DEFAULTS, MEDIATOR_HELP, MEDIATOR_SPECS, PAPER_PROFILE, REAL_TEXT_PAPER_PROFILES, cot_generator_loss
+from .cot import MEDIATOR_DEFAULTS, MEDIATOR_HELP, MEDIATOR_SPECS, PAPER_PROFILE, REAL_TEXT_PAPER_PROFILES
 
 
 class FeatureExtractor(LeakDiscriminator):
@@ -87,14 +88,19 @@ class FeatureExtractor(LeakDiscriminator):
         return [p for name, p in self.named_parameters() if not name.startswith("output.")]
 
 
-def full_log_probs(g: LeakGANGenerator, out: dict[str, torch.Tensor]) -> torch.Tensor:
-    """ln G(v | x_<t) for every position and vocabulary entry, [B, L, V], from ``g.teacher_forced(x)``
+def full_logits(g: LeakGANGenerator, out: dict[str, torch.Tensor]) -> torch.Tensor:
+    """G's logits O_t w_t for every position, [B·L, V] (batch-major rows), from ``g.teacher_forced(x)``
     (differentiable in the worker, the goals, hence the manager and the feature extractor)."""
     hw = out["worker_h"]
     b, length, hidden = hw.shape
     w = g._goal_weights(out["goals"])[:, out["segment"]]  # [B, L, k]
-    logits = g._logits(hw.reshape(b * length, hidden), w.reshape(b * length, -1))
-    return torch.log_softmax(logits, dim=-1).view(b, length, -1)
+    return g._logits(hw.reshape(b * length, hidden), w.reshape(b * length, -1))
+
+
+def full_log_probs(g: LeakGANGenerator, out: dict[str, torch.Tensor]) -> torch.Tensor:
+    """ln G(v | x_<t) for every position and vocabulary entry, [B, L, V] (``full_logits``, log-softmax)."""
+    b, length = out["worker_h"].shape[:2]
+    return torch.log_softmax(full_logits(g, out), dim=-1).view(b, length, -1)
 
 
 @register_algorithm("cot-strong", "TextCoT-strong: CoT's objective with a LeakGAN manager/worker generator (own CNN features)")
@@ -169,14 +175,15 @@ class CoTStrong(Algorithm):
         return {"generator": self.g_opt, "mediator": self.m_opt}
 
     def generator_loss(self, s: torch.Tensor) -> torch.Tensor:
-        """J(θ) on G's samples s: per-position KL(G‖M) over the full vocabulary, M constant (``cot_generator_loss``)."""
-        g_lp = full_log_probs(self.g, self.g.teacher_forced(s))
+        """J(θ) on G's samples s: per-position KL(G‖M) over the full vocabulary, M constant: ``cot_generator_loss``'s
+        number, its gradient with respect to G's logits in closed form (``fused.KLToConstant``)."""
+        g_logits = full_logits(self.g, self.g.teacher_forced(s))
         was_training = self.m.training
         self.m.eval()
         with torch.no_grad():
             m_lp = self.m.log_probs(s)
         self.m.train(was_training)
-        return cot_generator_loss(g_lp, m_lp)
+        return KLToConstant.apply(g_logits, m_lp.reshape(g_logits.shape))
 
     def train_step(self, step):
         b = int(self.settings["batch_size"])

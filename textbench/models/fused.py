@@ -230,6 +230,34 @@ def generator_kl_backward(
     return float(kl.mean())
 
 
+class KLToConstant(torch.autograd.Function):
+    """J = (1/N) Σ_n Σ_v G_n(v)[ln G_n(v) − ln M_n(v)], G_n = softmax(logits_n), ln M constant (CoT Eq. 13 per row),
+    with its gradient in closed form, ∂J/∂logits_n = G_n ⊙ (ln G_n − ln M_n − KL_n) / N, made in the forward pass
+    ``chunk`` rows at a time and kept: autograd stores no softmax, log-softmax or product of [N, V] and runs no
+    backward pass through them. The same numbers as ``cot.cot_generator_loss`` on log_softmax(logits) to float
+    rounding (tests/algorithms/test_cot_strong.py). Used where G's logits come out of autograd in one piece
+    (cot-strong's hierarchical generator); ``generator_kl_backward`` goes further for the LSTM generator."""
+
+    @staticmethod
+    def forward(ctx, logits, m_log_probs, chunk: int = 128):
+        n = logits.shape[0]
+        grad = torch.empty_like(logits)
+        kl = torch.empty(n, device=logits.device, dtype=logits.dtype)
+        for i, j in _rows(n, chunk):
+            lp = torch._log_softmax(logits[i:j], -1, False, out=grad[i:j])  # ln G, in the gradient's rows
+            p = lp.exp()
+            lp.sub_(m_log_probs[i:j]).mul_(p)  # G ⊙ (ln G − ln M)
+            torch.sum(lp, 1, out=kl[i:j])
+            lp.addcmul_(p, kl[i:j].unsqueeze(1), value=-1.0)  # G ⊙ (ln G − ln M − KL)
+        ctx.save_for_backward(grad.div_(n))
+        return kl.mean()
+
+    @staticmethod
+    def backward(ctx, g):
+        (grad,) = ctx.saved_tensors
+        return grad * g, None, None
+
+
 def dropout_noise(h: torch.Tensor, sizes: list[int], p: float) -> torch.Tensor | None:
     """The multipliers {0, 1/(1−p)} that ``F.dropout(h_k, p)`` applies to each part h_k of ``h`` split along
     dim 0 into ``sizes`` (one LSTM pass per part, as ``model(x)`` on each batch): ``F.dropout`` itself, on
