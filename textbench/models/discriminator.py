@@ -87,9 +87,6 @@ TEXYGEN_FILTERS = FilterPreset(emb_dim=32, filter_sizes=(2, 3), num_filters=(100
 """Texygen's SeqGAN/RankGAN/MaliGAN discriminator (300 features), embedding 32 (= generator emb)."""
 
 
-# -- kernels (models/kernels.py) -------------------------------------------------------------
-
-
 def _conv_max(e: torch.Tensor, sizes, weights, biases, with_indices: bool):
     """max over windows p of (conv_f(e) + b_f)[:, :, p] for each width f, as [B, Σ n_f] (before ReLU);
     with the first argmax p* [B, Σ n_f] when ``with_indices``, and the weights as [n_f, f·E] (rows

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..metrics.likelihood import balanced_nll
-from .kernels import linear_rows, onednn, same_bits_as_linear
+from .kernels import linear_rows, mm_nt, onednn
 from .lstm import LSTMLM, search_cdf
 
 DEFAULT_CHUNK = 64
@@ -49,9 +49,7 @@ class _Output:
         """h [r, H] (an ``operand``) -> logits [r, V] (fp32): ``addmm``'s numbers (``kernels.linear_rows``: on
         oneDNN where it gives them, then in a new tensor, else written into ``out``)."""
         if self.mm_dtype is None:
-            if same_bits_as_linear(h.shape[0], h.shape[1], self.weight.shape[0], True) and onednn(h):
-                return linear_rows(h, self.weight, self.bias)
-            return torch.addmm(self.bias, h, self.weight.t(), out=out)
+            return linear_rows(h, self.weight, self.bias, out=out)
         return torch.add(torch.mm(h, self.weight_mm.t()), self.bias, out=out)
 
     def backward(self, dlogits: torch.Tensor, h_aug: torch.Tensor, dwb_t: torch.Tensor, dh_out: torch.Tensor) -> None:
@@ -63,7 +61,7 @@ class _Output:
         if self.mm_dtype is None:
             dwb_t.addmm_(h_aug.t(), dlogits)
             if self.weight_t is not None:
-                dh_out.copy_(torch.ops.mkldnn._linear_pointwise(dlogits, self.weight_t, None, "none", [], ""))
+                dh_out.copy_(mm_nt(dlogits, self.weight_t))
             else:
                 torch.mm(dlogits, self.weight, out=dh_out)
         else:

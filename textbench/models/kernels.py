@@ -88,9 +88,10 @@ def same_bits_as_linear(rows: int, inner: int, outer: int, with_bias: bool) -> b
     return _SAME_BITS[key]
 
 
-def linear_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def linear_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor | None = None) -> torch.Tensor:
     """x·Wᵀ + b for x [rows, H] without autograd: ``F.linear``'s numbers, bit for bit, on oneDNN's inner
-    product where that gives them (``same_bits_as_linear``), else ``F.linear`` itself."""
+    product where that gives them (``same_bits_as_linear``; a new tensor), else ``F.linear`` itself (written
+    into ``out`` when given: ``addmm``, what ``F.linear`` runs for a 2-d input with a bias)."""
     if (
         x.dim() == 2
         and onednn(x)
@@ -98,6 +99,7 @@ def linear_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
         and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
         and same_bits_as_linear(x.shape[0], x.shape[1], weight.shape[0], bias is not None)
     ):
-        b = None if bias is None else bias.detach()
-        return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight.detach().contiguous(), b, "none", [], "")
+        return mm_nt(x, weight.detach(), None if bias is None else bias.detach())
+    if out is not None and bias is not None and x.dim() == 2:
+        return torch.addmm(bias, x, weight.t(), out=out)
     return F.linear(x, weight, bias)

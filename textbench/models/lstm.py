@@ -241,8 +241,7 @@ def search_cdf(p: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """
     n, v = p.shape
     if p.device.type != "cpu" or v < 4 * CDF_BLOCK or p.dtype != torch.float32:
-        cdf = torch.cumsum(p, dim=-1)
-        return torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp_(max=v - 1)
+        return _cumsum_search(p, u).clamp_(max=v - 1)
     k, nb = u.shape[1], -(-v // CDF_BLOCK)
     wide = _scratch(n * nb * CDF_BLOCK).view(n, nb * CDF_BLOCK)  # p in double, padded with zero-probability slots
     wide[:, :v].copy_(p)
@@ -262,9 +261,14 @@ def search_cdf(p: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     redo = (i >= CDF_BLOCK) & (j < nb)  # the block's own sums never exceed x: a double-rounding disagreement
     if bool(redo.any()):
         rows = redo.any(dim=1).nonzero().squeeze(1)
-        cdf = torch.cumsum(p[rows], dim=-1)
-        tok[rows] = torch.searchsorted(cdf, u[rows] * cdf[:, -1:], right=True)
+        tok[rows] = _cumsum_search(p[rows], u[rows])
     return tok.clamp_(max=v - 1)
+
+
+def _cumsum_search(p: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """``search_cdf``'s definition, unclamped: searchsorted(cumsum(p), u · C_V, right side)."""
+    cdf = torch.cumsum(p, dim=-1)
+    return torch.searchsorted(cdf, u * cdf[:, -1:], right=True)
 
 
 def sample_categorical(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
