@@ -126,6 +126,27 @@ def test_resume_refuses_other_algorithm_checkpoint_and_edited_config(tiny, tmp_p
         quiet(Run("mle", "synthetic", "quick", 0, tiny, tmp_path / "mle"), resume=True, force=True)
 
 
+def test_resume_and_replay_refuse_other_oracle_data(tiny, tmp_path):
+    """A synthetic run continued or replayed on oracle samples other than its own (another code version drew
+    other tokens from the same seed) stops with one line instead of silently training on other data."""
+    from textbench.engine.loop import load_generator
+
+    d = tmp_path / "r"
+    quiet(Run("mle", "synthetic", "quick", 0, tiny, d), stop_at_step=5)
+    cfg = json.loads((d / "config.json").read_text())
+    good = cfg["suite_signature"]["train_sha256"]
+    load_generator(d)  # its own data: accepted
+    cfg["suite_signature"]["train_sha256"] = "0123456789abcdef"
+    (d / "config.json").write_text(json.dumps(cfg))
+    before = (d / "checkpoints" / "last.pt").read_bytes()
+    msg = f"the run's train data has fingerprint 0123456789abcdef, the data made here now has {good}"
+    with pytest.raises(TextbenchError, match=msg):
+        quiet(Run("mle", "synthetic", "quick", 0, tiny, d), resume=True)
+    with pytest.raises(TextbenchError, match=msg):
+        load_generator(d)
+    assert (d / "checkpoints" / "last.pt").read_bytes() == before  # nothing lost
+
+
 def test_checkpoint_holding_a_number_is_a_clear_error(tiny, tmp_path):
     quiet(Run("mle", "synthetic", "quick", 0, tiny, tmp_path / "r"), stop_at_step=5)
     torch.save(5, tmp_path / "r" / "checkpoints" / "last.pt")

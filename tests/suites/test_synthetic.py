@@ -1,4 +1,5 @@
 import io
+import json
 import os
 import pickle
 from pathlib import Path
@@ -9,6 +10,7 @@ import torch
 
 from conftest import needs_data
 from textbench import data
+from textbench.engine.loop import resolve_settings
 from textbench.errors import TextbenchError
 from textbench.suites.synthetic import SyntheticSuite, seeded_oracle, seqgan_oracle
 
@@ -63,6 +65,38 @@ def test_suite_data_is_fixed_by_data_seed_and_cached(tiny, tmp_path, monkeypatch
         f.write_bytes(b"garbage")
     s2 = SyntheticSuite(settings)
     assert torch.equal(s1.train, s2.train) and torch.equal(s1.test, s2.test)
+
+
+def test_double_model_samples_with_double_uniforms():
+    """A float64 model (the oracle's data copy) draws its uniforms in float64: the tokens are those of
+    softmax → cumsum → searchsorted(u · C_V) on float64 u (the definition the committed runs' data came from)."""
+    o = seeded_oracle(600, 5).double()
+    got = o.sample(300, torch.Generator().manual_seed(3), batch_size=200)
+    g = torch.Generator().manual_seed(3)
+    want = []
+    for start in (0, 200):
+        b = min(200, 300 - start)
+        tok, state, seq = torch.zeros((b, 1), dtype=torch.long), None, []
+        for _t in range(5):
+            h, state = o._lstm(o.embedding(tok), state)
+            cdf = torch.softmax(o.output(h[:, 0]), -1).cumsum(-1)
+            u = torch.rand((b, 1), generator=g, dtype=torch.float64)
+            tok = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp(max=599)
+            seq.append(tok)
+        want.append(torch.cat(seq, 1))
+    assert torch.equal(got, torch.cat(want))
+
+
+@needs_data
+def test_paper_data_is_the_data_of_the_committed_runs(monkeypatch, tmp_path):
+    """The 9,984 + 9,984 oracle samples made on this machine are those every committed synthetic run was
+    trained and scored on (their config.json records the fingerprints): resumed and replayed runs need them."""
+    monkeypatch.setenv("TEXTBENCH_CACHE", str(tmp_path))
+    root = Path(__file__).resolve().parents[2] / "results" / "runs" / "synthetic" / "mle" / "paper-seed0"
+    stored = json.loads((root / "config.json").read_text())["suite_signature"]
+    settings = resolve_settings("mle", "synthetic", "paper")
+    now = SyntheticSuite({k: settings[k] for k in SyntheticSuite.defaults}).signature()
+    assert (now["train_sha256"], now["test_sha256"]) == (stored["train_sha256"], stored["test_sha256"])
 
 
 def test_missing_data_file_gives_one_clear_message(tmp_path, monkeypatch):

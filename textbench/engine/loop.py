@@ -250,6 +250,7 @@ def _train_locked(run: Run, rd: RunDir, settings: dict, resuming: bool, progress
     start, wall_before = 0, 0.0
     if resuming:
         cfg = rd.read_config()
+        _check_rebuilt_suite(rd, cfg, suite)
         state = _load_checkpoint(rd, cfg, modules, optimizers, algorithm)
         start, wall_before = int(state["step"]), float(state["wall_s"])
         rows, accum = list(state["rows"]), {k: list(v) for k, v in state["accum"].items()}
@@ -396,10 +397,25 @@ def load_generator(run_dir: Path, checkpoint: Path | None = None):
 
 
 def _check_rebuilt_suite(rd: RunDir, cfg: dict, suite) -> None:
-    """A text run's ids mean the words of the vocabulary it was trained with: refuse a suite rebuilt from a
-    training file that has changed since (another vocabulary or sequence length would decode other words)."""
+    """The data rebuilt now must be the data the run was trained and scored on (on resume and on replay).
+
+    A synthetic run's oracle samples are made from seeds on each machine: refuse them when their fingerprints
+    (``train_sha256`` / ``test_sha256``) differ from the run's (another code version drew other tokens; a
+    resumed run would silently continue on other data). A text run's ids mean the words of the vocabulary it
+    was trained with: refuse a suite rebuilt from a training file that has changed since (another vocabulary
+    or sequence length would decode other words)."""
     stored = cfg.get("suite_signature")
-    if not isinstance(stored, dict) or "vocab" not in stored:
+    if not isinstance(stored, dict):
+        return
+    if "train_sha256" in stored or "test_sha256" in stored:
+        now = suite.signature()
+        for key in ("train_sha256", "test_sha256"):
+            a, b = stored.get(key), now.get(key)
+            if a is not None and b is not None and a != b:
+                raise TextbenchError(f"{rd.config_path}: the run's {key.split('_')[0]} data has fingerprint {a}, the data made here "
+                                     f"now has {b} ({now.get(key.split('_')[0])}): this code draws other oracle samples than the "
+                                     f"code of the run ({cfg.get('git_commit', '?')[:12]}); resume or replay it with that version")
+    if "vocab" not in stored:
         return
     now = suite.signature()
     for label, get in (("vocabulary fingerprint", lambda s: (s.get("vocab") or {}).get("sha256")), ("seq_len", lambda s: s.get("seq_len"))):

@@ -150,7 +150,8 @@ class LSTMLM(nn.Module):
     ) -> torch.Tensor:
         """Ancestral sampling of ``n`` sequences [n, L], in batches, by inverse-CDF sampling.
 
-        x_t ~ softmax(logits_t / T); one uniform per token (drawn per batch and position, [b, 1]), located in
+        x_t ~ softmax(logits_t / T); one uniform per token (drawn per batch and position, [b, 1], in the model's
+        dtype: a float64 model draws float64 uniforms, which defines the oracle's data), located in
         the cumulative sums of the probabilities (``inverse_cdf``): the same distribution as
         ``torch.multinomial`` at a fraction of the cost. The output layer, softmax and search (``search_cdf``)
         run ``BLOCK_ROWS`` rows at a time (per-row operations: the same tokens as on the whole batch, bit for
@@ -170,7 +171,7 @@ class LSTMLM(nn.Module):
             for t in range(self.seq_len):
                 h, state = self._lstm(self.embedding(tok), state)
                 h = h[:, 0]
-                u = torch.rand((b, 1), generator=generator, device=device)
+                u = torch.rand((b, 1), generator=generator, device=device, dtype=self.output.weight.dtype)
                 for r in range(0, b, BLOCK_ROWS):
                     logits = linear_rows(h[r : r + BLOCK_ROWS], self.output.weight, self.output.bias)
                     if temperature != 1.0:

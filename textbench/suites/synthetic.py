@@ -10,8 +10,11 @@ from fixed seeds (``data_seed`` and ``data_seed + 1``) and cached. They are draw
 the oracle, so that the same seed gives the same tokens on every CPU: in float32 the last-bit differences
 between vector kernels (AVX2 / AVX-512) move a uniform across a CDF boundary now and then, and one moved
 token changes the rest of its sequence (measured: three different train sets from one seed under
-``ATEN_CPU_CAPABILITY`` = avx512 / avx2 / default in float32, one in float64). The SHA-256 of each token
-array is part of the suite signature.
+``ATEN_CPU_CAPABILITY`` = avx512 / avx2 / default in float32, one in float64; the same on an AVX2-only CPU).
+The uniforms are float64 too (``LSTMLM.sample`` draws them in the model's dtype). The SHA-256 of each token
+array is part of the suite signature; a run is resumed or replayed only on data with its fingerprints
+(``engine/loop.py``). Cache files are named ``…-f64u64.npy``: entries written by the code of cdffe5d–cd82f87,
+which drew float32 uniforms for the float64 oracle (other tokens), are never read.
 """
 
 from __future__ import annotations
@@ -113,7 +116,7 @@ class SyntheticSuite(Suite):
 
     def _oracle_samples(self, n: int, seed: int) -> torch.Tensor:
         """n oracle samples from ``seed``, cached as .npy (validated on load, re-created if bad)."""
-        path = data.cache_dir() / "synthetic" / f"{self.oracle_id}-seed{seed}-n{n}-f64.npy"
+        path = data.cache_dir() / "synthetic" / f"{self.oracle_id}-seed{seed}-n{n}-f64u64.npy"
         if path.is_file():
             try:
                 arr = np.load(path, allow_pickle=False)
