@@ -638,3 +638,25 @@ def test_an_explained_failure_is_marked_in_table1_never_as_a_pass(tmp_path, monk
     rule["min_seeds"] = "4"  # more seeds than the group has: not explained
     md = lb.build_leaderboard(root, out_dir=tmp_path / "lb")["table1"].markdown
     assert "explained‡" not in md
+
+
+def test_held_back_runs_are_listed_apart_never_counted(tmp_path):
+    """A complete run in results/pending (its published comparison fails, unexplained) is named under its
+    suite with its final numbers and a link, and is in no table row; an unfinished one there is not listed."""
+    runs = tmp_path / "results" / "runs"
+    write_run(runs, "synthetic", "mle", "paper", 0, synthetic_curve("mle", 0))
+    pending = tmp_path / "results" / "pending"
+    held = write_run(pending, "synthetic", "rankgan", "paper", 0, synthetic_curve("maligan", 0),
+                     config={"overrides": {"steps": 180}})
+    write_run(pending, "synthetic", "seqgan", "paper", 0, synthetic_curve("seqgan", 0), complete=False)
+    out = tmp_path / "results" / "leaderboard"
+    lb.write_leaderboard(runs, out, "both")
+    md = (out / "table1.md").read_text()
+    part = md.split("### Held back — complete, not counted in the tables above")[1]
+    final = pd.read_csv(held / "metrics.csv").iloc[-1]
+    line = next(s for s in part.splitlines() if s.startswith("- ["))
+    assert line.startswith("- [synthetic/rankgan/paper-seed0](../pending/synthetic/rankgan/paper-seed0/)")
+    assert f"final nll_oracle {final['nll_oracle']:.3f}, nll_test {final['nll_test']:.3f}; set steps=180" in line
+    assert "seqgan" not in part.split("###")[0]
+    t1 = pd.read_csv(out / "table1.csv")
+    assert t1.loc[t1["algo"] == "rankgan", "n_runs"].tolist() == [0]  # the published row alone: its gap shown
