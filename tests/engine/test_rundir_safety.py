@@ -130,6 +130,7 @@ def test_resume_and_replay_refuse_other_oracle_data(tiny, tmp_path):
     """A synthetic run continued or replayed on oracle samples other than its own (another code version drew
     other tokens from the same seed) stops with one line instead of silently training on other data."""
     from textbench.engine.loop import load_generator
+    from textbench.engine.replay import replay_run
 
     d = tmp_path / "r"
     quiet(Run("mle", "synthetic", "quick", 0, tiny, d), stop_at_step=5)
@@ -144,6 +145,8 @@ def test_resume_and_replay_refuse_other_oracle_data(tiny, tmp_path):
         quiet(Run("mle", "synthetic", "quick", 0, tiny, d), resume=True)
     with pytest.raises(TextbenchError, match=msg):
         load_generator(d)
+    with pytest.raises(TextbenchError, match=msg):
+        replay_run(d, max_evals=1)  # a replay on other data would prove nothing
     assert (d / "checkpoints" / "last.pt").read_bytes() == before  # nothing lost
 
 

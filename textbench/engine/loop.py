@@ -396,6 +396,19 @@ def load_generator(run_dir: Path, checkpoint: Path | None = None):
     return suite, generator.eval(), cfg
 
 
+def check_same_data(where, cfg: dict, now: dict) -> None:
+    """Raise unless the suite signature ``now`` has the data fingerprints (``train_sha256`` / ``test_sha256``)
+    of the run ``cfg`` (its config.json, at ``where``); keys either side lacks are not compared."""
+    stored = cfg.get("suite_signature")
+    for key in ("train_sha256", "test_sha256"):
+        a, b = (stored or {}).get(key), (now or {}).get(key)
+        if a is not None and b is not None and a != b:
+            part = key.split("_")[0]
+            raise TextbenchError(f"{where}: the run's {part} data has fingerprint {a}, the data made here now has {b} "
+                                 f"({now.get(part)}): this code draws other oracle samples than the code of the run "
+                                 f"({str(cfg.get('git_commit') or '?')[:12]}); resume or replay it with that version")
+
+
 def _check_rebuilt_suite(rd: RunDir, cfg: dict, suite) -> None:
     """The data rebuilt now must be the data the run was trained and scored on (on resume and on replay).
 
@@ -408,13 +421,7 @@ def _check_rebuilt_suite(rd: RunDir, cfg: dict, suite) -> None:
     if not isinstance(stored, dict):
         return
     if "train_sha256" in stored or "test_sha256" in stored:
-        now = suite.signature()
-        for key in ("train_sha256", "test_sha256"):
-            a, b = stored.get(key), now.get(key)
-            if a is not None and b is not None and a != b:
-                raise TextbenchError(f"{rd.config_path}: the run's {key.split('_')[0]} data has fingerprint {a}, the data made here "
-                                     f"now has {b} ({now.get(key.split('_')[0])}): this code draws other oracle samples than the "
-                                     f"code of the run ({cfg.get('git_commit', '?')[:12]}); resume or replay it with that version")
+        check_same_data(rd.config_path, cfg, suite.signature())
     if "vocab" not in stored:
         return
     now = suite.signature()

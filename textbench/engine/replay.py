@@ -6,6 +6,7 @@ bit-identical to the committed ones only on the same float kernels: torch's CPU 
 DEFAULT, ...; ``ATEN_CPU_CAPABILITY`` lowers it for a process), the same torch version and the same thread
 count. :func:`recorded_machine` says what recorded the replayed steps and :func:`this_machine` what replays
 them; ``textbench.reports.regress`` compares exactly when they match and within Monte-Carlo error otherwise.
+A replay whose suite data has other fingerprints than the run's (``check_same_data``) is refused.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .loop import Run, train
+from .loop import Run, check_same_data, train
 from .rundir import RunDir
 
 
@@ -77,7 +78,9 @@ def replay_run(run_dir: Path, max_evals: int = 2) -> pd.DataFrame:
         with tempfile.TemporaryDirectory(prefix="textbench-replay-") as tmp:
             run = Run(cfg["algo"], cfg["suite"], cfg["profile"], cfg["seed"], overrides=settings, run_dir=Path(tmp) / "run")
             train(run, progress=False, stop_at_step=stop, log=lambda _msg: None)
-            rows = RunDir(run.run_dir).read_metrics()
+            replayed = RunDir(run.run_dir)
+            check_same_data(RunDir(run_dir).config_path, cfg, replayed.read_config().get("suite_signature"))
+            rows = replayed.read_metrics()
     finally:
         torch.set_num_threads(threads)
     return pd.DataFrame(rows)
