@@ -77,6 +77,23 @@ def test_tolerance_fails_beyond_k_se():
     assert rg.compare_replay_tolerance(committed(), replayed(nll_oracle=(1, 5.8)), 2, k=6)[0] == []
 
 
+def test_nll_test_after_step_0_gets_a_trajectory_margin_of_its_value():
+    """NLL_test's standard error is its fixed test set's, shared by both sides: after step 0 it also gets 0.5 %
+    of its value (two CPUs' trainings separate); at step 0, and for the other metrics, k·se alone."""
+    com = committed().assign(nll_test_se=[0.002, 0.002, 0.002])
+    rep = replayed(nll_test=(1, 7.9 * 1.004)).assign(nll_test_se=[0.002, 0.002, 0.002])
+    assert rg.compare_replay_tolerance(com, rep, 2)[0] == []  # 0.032 ≤ 5·0.0028 + 0.0395
+    rep = replayed(nll_test=(1, 7.9 * 1.008)).assign(nll_test_se=[0.002, 0.002, 0.002])
+    probs = rg.compare_replay_tolerance(com, rep, 2)[0]
+    assert len(probs) == 1 and probs[0].startswith("step 10, nll_test") and "> 5·se + 0.005 of the value" in probs[0]
+    rep = replayed(nll_test=(0, 8.46 * 1.004)).assign(nll_test_se=[0.002, 0.002, 0.002])
+    assert rg.compare_replay_tolerance(com, rep, 2)[0][0].startswith("step 0, nll_test")  # no margin at step 0
+    # nll_oracle: k·se alone (0.72 > 5·0.141 = 0.707, within it plus 0.5 % of 5.0)
+    rep = replayed(nll_oracle=(1, 5.72)).assign(nll_test_se=[0.002, 0.002, 0.002])
+    probs = rg.compare_replay_tolerance(com, rep, 2)[0]
+    assert len(probs) == 1 and probs[0].startswith("step 10, nll_oracle") and "of the value" not in probs[0]
+
+
 def test_tolerance_step0_without_se_uses_a_small_relative_tolerance():
     ok = replayed(nll_test=(0, 8.46 * (1 + 0.5 * rg.STEP0_RTOL)), jsd=(0, 0.69 * (1 - 0.5 * rg.STEP0_RTOL)),
                   **{"bleu-2": (0, 0.5 * (1 + 0.5 * rg.STEP0_SAMPLE_RTOL))})
