@@ -364,6 +364,12 @@ def test_cli_regress_exit_status(tmp_path, monkeypatch):
     assert res.exit_code == 1 and "fail" in res.output
     res = CliRunner().invoke(regress_cmd, ["--runs", str(good), "--no-replay", "--profile", "quick"])
     assert res.exit_code == 0 and "paper-scale" in res.output
+    # --jobs 2: the same report (identity_replay is module level: the spawned workers import it)
+    res2 = CliRunner().invoke(regress_cmd, ["--runs", str(good), "--jobs", "2", "--csv", str(tmp_path / "checks2.csv")])
+    assert res2.exit_code == 0, res2.output
+    assert pd.read_csv(tmp_path / "checks2.csv").equals(checks)
+    res = CliRunner().invoke(regress_cmd, ["--runs", str(good), "--jobs", "0"])
+    assert res.exit_code == 2 and "--jobs" in res.output
 
 
 def test_cli_errors_are_textbench_errors(tmp_path):
@@ -398,3 +404,54 @@ def test_learning_claims_do_not_apply_to_runs_that_start_pretrained_and_bounds_a
     (mal,) = by_check(rep, "claim", "synthetic/maligan: nll_oracle final < nll_oracle initial")
     assert mal.status == "fail"
     assert all(c.status == "pass" for c in by_check(rep, "claim", "jsd final <= 0.693147"))
+
+
+# ------------------------------------------------------------------------------------------------
+# Replays in worker processes (--jobs)
+# ------------------------------------------------------------------------------------------------
+
+
+def dying_replay(run_dir: Path, max_evals: int) -> pd.DataFrame:
+    """A replay whose worker process dies (as when killed for memory): module level, so a spawned worker can import it."""
+    import os
+
+    os._exit(3)
+
+
+def test_replays_in_two_processes_match_one_process_in_order(tmp_path):
+    root = tmp_path / "runs"
+    for seed, wall in ((1, 5.0), (2, 50.0), (3, 20.0)):
+        rows = cot_rows()
+        rows["wall_s"] = [0.0, wall, wall, 2 * wall, 3 * wall, 4 * wall]
+        write_run(root, "synthetic", "cot", "paper", seed, rows)
+    runs = load_runs(root)
+    assert [rg._replay_cost(r, 1) for r in runs] == [5.0, 50.0, 20.0]  # the committed wall time to the first evaluation
+    assert rg._replay_cost(runs[1], 0) == 200.0  # 0 = the whole run
+    one = rg.replay_checks(runs, 2, identity_replay, mode="exact", jobs=1)
+    two = rg.replay_checks(runs, 2, identity_replay, mode="exact", jobs=2)
+    assert [c.__dict__ for c in two] == [c.__dict__ for c in one]  # same checks, in the runs' order
+    assert [c.status for c in two] == ["pass"] * 3 and [c.check.split()[0] for c in two] == [r.name for r in runs]
+    with pytest.raises(TextbenchError, match="--jobs must be >= 1"):
+        rg.replay_checks(runs, 2, identity_replay, jobs=0)
+
+
+def test_a_dead_replay_worker_fails_its_check(tmp_path):
+    root = tmp_path / "runs"
+    for seed in (1, 2):
+        write_run(root, "synthetic", "cot", "paper", seed, cot_rows())
+    checks = rg.replay_checks(load_runs(root), 1, dying_replay, mode="exact", jobs=2)
+    assert [c.status for c in checks] == ["fail", "fail"]
+    assert all(c.ours == "replay worker error" and "BrokenProcessPool" in c.note for c in checks)
+
+
+def test_real_replays_in_two_processes_are_exact(tiny, tmp_path):
+    """The engine's own replay in spawned workers: bit-identical rows on this machine, as in one process."""
+    from textbench.engine.loop import Run, train
+
+    root = tmp_path / "runs"
+    for algo, seed in (("mle", 0), ("cot", 1)):
+        train(Run(algo, "synthetic", "quick", seed, tiny, root / "synthetic" / algo / f"quick-seed{seed}"),
+              progress=False, log=lambda _m: None)
+    checks = rg.replay_checks(load_runs(root), 1, None, mode="auto", jobs=2)
+    assert [c.status for c in checks] == ["pass", "pass"]
+    assert all(c.ours == "2 rows identical" and c.note.startswith("mode exact") for c in checks)

@@ -75,6 +75,9 @@ def report_cmd(results_dir: Path, out_path: Path | None) -> None:
                    "CPU kernels and torch version), 'tolerance' (each metric within k standard errors of Monte-Carlo "
                    "error; metrics without one are compared at step 0 only), 'auto' (exact where this machine "
                    "matches the one recorded in config.json, tolerance elsewhere).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Replays run at once, each in its own process with its run's recorded thread count (their "
+                   "numbers do not depend on it; on a 2-core machine --jobs 2 halves the replay's wall time).")
 @click.option("--profile", default="paper", show_default=True,
               help="Runs of this profile are checked: 'paper' against the published numbers and the paper's "
                    "claims; others (e.g. 'quick') only against the claims meaningful at that scale.")
@@ -83,7 +86,7 @@ def report_cmd(results_dir: Path, out_path: Path | None) -> None:
               help="Also write the table of checks to this CSV file.")
 @click.pass_context
 def regress_cmd(ctx: click.Context, runs_dir: Path, suite: str | None, replay_evals: int, no_replay: bool,
-                replay_mode: str, profile: str, fail_on_missing: bool, csv_path: Path | None) -> None:
+                replay_mode: str, jobs: int, profile: str, fail_on_missing: bool, csv_path: Path | None) -> None:
     """Compare the committed results with the published numbers, the paper's claims and a replay of the runs."""
     from ..io import atomic_write_text
     from .regress import regress
@@ -91,7 +94,7 @@ def regress_cmd(ctx: click.Context, runs_dir: Path, suite: str | None, replay_ev
     if replay_evals < 0:
         raise TextbenchError(f"--replay-evals must be >= 0 (0 = the whole run), not {replay_evals}")
     report = regress(runs_dir, profile=profile, suite=suite, replay_evals=replay_evals, do_replay=not no_replay,
-                     replay_mode=replay_mode)
+                     replay_mode=replay_mode, jobs=jobs)
     click.echo(report.format(), nl=False)
     if csv_path is not None:
         atomic_write_text(csv_path, report.frame().to_csv(index=False))

@@ -67,6 +67,9 @@ Four kinds of check, one table (check, published, ours, tolerance, status ∈ pa
   Step-0 metrics without a standard error: NLL_test of a text suite differed by ≤ 1.1e-8 relative, BLEU-2..5
   not at all, Self-BLEU / RS-BLEU by ≤ 2.0e-2 (coco, mle, 200 samples, 4 seeds): hence 1e-6 and 0.05.
 
+Replays are independent: ``--jobs N`` runs N at once, each in a spawned process with its run's recorded
+thread count (:func:`replay_checks`), which changes the wall time of the check and nothing else.
+
 Incomplete runs are listed in the notes and not checked. The exit status of ``textbench regress`` is 1 if
 any check fails (and, with ``--fail-on-missing``, if any is missing).
 """
@@ -768,6 +771,53 @@ def check_replay(run: Run, max_evals: int, replay: ReplayFn | None = None, mode:
     return c
 
 
+def _replay_cost(run: Run, max_evals: int) -> float:
+    """The committed wall time up to the last evaluation a replay of ``max_evals`` reaches (0 = all): how
+    long that replay took when the run was made, for ordering the replays longest first."""
+    m = run.metrics
+    if m is None or m.empty or "wall_s" not in m:
+        return 0.0
+    wall = pd.to_numeric(m["wall_s"], errors="coerce").to_numpy()
+    i = len(wall) - 1 if max_evals <= 0 else min(int(max_evals), len(wall) - 1)
+    return float(wall[i]) if math.isfinite(wall[i]) else 0.0
+
+
+def replay_checks(runs: Sequence[Run], max_evals: int, replay: ReplayFn | None = None, mode: str = "auto",
+                  machine: dict | None = None, jobs: int = 1) -> list[Check]:
+    """:func:`check_replay` of each run, in the order of ``runs``.
+
+    ``jobs`` > 1: that many worker processes (spawned: a fresh interpreter each, so no thread pool or lock is
+    inherited from this one), each replaying one run at a time with the run's recorded thread count, the
+    longest replay first (:func:`_replay_cost`) so that the last to finish is a short one. A replay is a
+    deterministic function of the run's config, data and this machine's kernels; the number of processes
+    beside it changes its wall time only, never its numbers. ``replay`` must then be picklable (a
+    module-level function). A worker that dies (killed, out of memory) fails its run's check."""
+    if jobs < 1:
+        raise TextbenchError(f"--jobs must be >= 1, not {jobs}")
+    if jobs == 1 or len(runs) < 2:
+        return [check_replay(r, max_evals, replay, mode, machine) for r in runs]
+    import multiprocessing  # noqa: PLC0415
+    from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+
+    if replay is None:  # resolved here, so that the workers replay with what this process would use
+        try:
+            replay = default_replay()
+        except ImportError:
+            pass  # check_replay reports it as missing
+    longest_first = sorted(range(len(runs)), key=lambda i: -_replay_cost(runs[i], max_evals))
+    out: list[Check | None] = [None] * len(runs)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(runs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {i: pool.submit(check_replay, runs[i], max_evals, replay, mode, machine) for i in longest_first}
+        for i, fut in futures.items():
+            try:
+                out[i] = fut.result()
+            except Exception as e:  # the worker itself failed (check_replay reports a crashing replay itself)
+                what = "all evaluations" if max_evals <= 0 else f"first {max_evals} evaluation{'s' if max_evals != 1 else ''}"
+                out[i] = Check("replay", f"{runs[i].name} {what}", "committed rows", "replay worker error", "—", FAIL,
+                               f"{type(e).__name__}: {e}".replace("\n", " "))
+    return [c for c in out if c is not None]
+
+
 # ------------------------------------------------------------------------------------------------
 # Everything
 # ------------------------------------------------------------------------------------------------
@@ -776,9 +826,10 @@ def check_replay(run: Run, max_evals: int, replay: ReplayFn | None = None, mode:
 def regress(runs_dir: str | os.PathLike = DEFAULT_RUNS, *, profile: str = "paper", suite: str | None = None,
             replay_evals: int = 2, do_replay: bool = True, replay: ReplayFn | None = None,
             runs: Sequence[Run] | None = None, replay_mode: str = "auto",
-            machine: dict | None = None) -> RegressReport:
+            machine: dict | None = None, jobs: int = 1) -> RegressReport:
     """Run every check; see the module docstring. ``replay`` defaults to the engine's ``replay_run``;
-    ``replay_mode``: auto / exact / tolerance; ``machine`` (tests): see :func:`check_replay`."""
+    ``replay_mode``: auto / exact / tolerance; ``machine`` (tests): see :func:`check_replay`; ``jobs``:
+    replays run at once (:func:`replay_checks`)."""
     if replay_evals < 0:
         raise TextbenchError(f"--replay-evals must be >= 0 (0 = all evaluations), not {replay_evals}")
     if replay_mode not in REPLAY_MODES:
@@ -798,9 +849,7 @@ def regress(runs_dir: str | os.PathLike = DEFAULT_RUNS, *, profile: str = "paper
             continue
         rep.checks.append(check_integrity(r))
     if do_replay:
-        for r in runs:
-            if r.complete:
-                rep.checks.append(check_replay(r, replay_evals, replay, replay_mode, machine))
+        rep.checks += replay_checks([r for r in runs if r.complete], replay_evals, replay, replay_mode, machine, jobs)
     else:
         rep.notes.append("replay skipped (--no-replay)")
     if not runs:
