@@ -95,7 +95,7 @@ def test_closed_form_kl_equals_autograd_through_log_softmax():
     (ref_grad,) = torch.autograd.grad(ref * 2.5, logits)
     got = KLToConstant.apply(logits, m_lp)
     (grad,) = torch.autograd.grad(got * 2.5, logits)
-    assert float(got) == pytest.approx(float(ref), rel=1e-6, abs=1e-7)
+    assert got.item() == pytest.approx(ref.item(), rel=1e-6, abs=1e-7)
     assert torch.allclose(grad, ref_grad, rtol=1e-5, atol=1e-8)
     assert float(grad.abs().max()) > 1e-4  # not a vanishing gradient that any function would match
 
