@@ -367,6 +367,7 @@ def test_cli_regress_exit_status(tmp_path, monkeypatch):
     # --jobs 2: the same report (identity_replay is module level: the spawned workers import it)
     res2 = CliRunner().invoke(regress_cmd, ["--runs", str(good), "--jobs", "2", "--csv", str(tmp_path / "checks2.csv")])
     assert res2.exit_code == 0, res2.output
+    assert "replayed synthetic/mle/paper-seed1 (paper-seed1): pass in " in res2.output  # progress (stderr)
     assert pd.read_csv(tmp_path / "checks2.csv").equals(checks)
     res = CliRunner().invoke(regress_cmd, ["--runs", str(good), "--jobs", "0"])
     assert res.exit_code == 2 and "--jobs" in res.output
@@ -428,7 +429,10 @@ def test_replays_in_two_processes_match_one_process_in_order(tmp_path):
     assert [rg._replay_cost(r, 1) for r in runs] == [5.0, 50.0, 20.0]  # the committed wall time to the first evaluation
     assert rg._replay_cost(runs[1], 0) == 200.0  # 0 = the whole run
     one = rg.replay_checks(runs, 2, identity_replay, mode="exact", jobs=1)
-    two = rg.replay_checks(runs, 2, identity_replay, mode="exact", jobs=2)
+    seen = []
+    two = rg.replay_checks(runs, 2, identity_replay, mode="exact", jobs=2,
+                           on_done=lambda run, check, s: seen.append((run.name, check.status, s >= 0)))
+    assert sorted(seen) == sorted((r.name, "pass", True) for r in runs)  # each reported as it finishes
     assert [c.__dict__ for c in two] == [c.__dict__ for c in one]  # same checks, in the runs' order
     assert [c.status for c in two] == ["pass"] * 3 and [c.check.split()[0] for c in two] == [r.name for r in runs]
     with pytest.raises(TextbenchError, match="--jobs must be >= 1"):

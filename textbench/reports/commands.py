@@ -93,8 +93,11 @@ def regress_cmd(ctx: click.Context, runs_dir: Path, suite: str | None, replay_ev
 
     if replay_evals < 0:
         raise TextbenchError(f"--replay-evals must be >= 0 (0 = the whole run), not {replay_evals}")
+    def replayed(run, check, seconds: float) -> None:  # progress on stderr: where the replay's time goes
+        click.echo(f"replayed {run.name} ({run.path.name}): {check.status} in {seconds:.0f} s", err=True)
+
     report = regress(runs_dir, profile=profile, suite=suite, replay_evals=replay_evals, do_replay=not no_replay,
-                     replay_mode=replay_mode, jobs=jobs)
+                     replay_mode=replay_mode, jobs=jobs, on_replayed=replayed)
     click.echo(report.format(), nl=False)
     if csv_path is not None:
         atomic_write_text(csv_path, report.frame().to_csv(index=False))

@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -782,9 +783,19 @@ def _replay_cost(run: Run, max_evals: int) -> float:
     return float(wall[i]) if math.isfinite(wall[i]) else 0.0
 
 
+def _timed_check_replay(run: Run, max_evals: int, replay: ReplayFn | None, mode: str,
+                        machine: dict | None) -> tuple[Check, float]:
+    """(:func:`check_replay`, its wall seconds): module level, for the worker processes."""
+    t = time.perf_counter()
+    check = check_replay(run, max_evals, replay, mode, machine)
+    return check, time.perf_counter() - t
+
+
 def replay_checks(runs: Sequence[Run], max_evals: int, replay: ReplayFn | None = None, mode: str = "auto",
-                  machine: dict | None = None, jobs: int = 1) -> list[Check]:
-    """:func:`check_replay` of each run, in the order of ``runs``.
+                  machine: dict | None = None, jobs: int = 1,
+                  on_done: Callable[[Run, Check, float], None] | None = None) -> list[Check]:
+    """:func:`check_replay` of each run, in the order of ``runs``; ``on_done(run, check, seconds)`` is called
+    as each finishes (the CLI prints it: where a CI's replay time goes).
 
     ``jobs`` > 1: that many worker processes (spawned: a fresh interpreter each, so no thread pool or lock is
     inherited from this one), each replaying one run at a time with the run's recorded thread count, the
@@ -794,10 +805,16 @@ def replay_checks(runs: Sequence[Run], max_evals: int, replay: ReplayFn | None =
     module-level function). A worker that dies (killed, out of memory) fails its run's check."""
     if jobs < 1:
         raise TextbenchError(f"--jobs must be >= 1, not {jobs}")
+    done = on_done or (lambda _run, _check, _s: None)
     if jobs == 1 or len(runs) < 2:
-        return [check_replay(r, max_evals, replay, mode, machine) for r in runs]
+        out = []
+        for r in runs:
+            check, seconds = _timed_check_replay(r, max_evals, replay, mode, machine)
+            done(r, check, seconds)
+            out.append(check)
+        return out
     import multiprocessing  # noqa: PLC0415
-    from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+    from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: PLC0415
 
     if replay is None:  # resolved here, so that the workers replay with what this process would use
         try:
@@ -805,17 +822,20 @@ def replay_checks(runs: Sequence[Run], max_evals: int, replay: ReplayFn | None =
         except ImportError:
             pass  # check_replay reports it as missing
     longest_first = sorted(range(len(runs)), key=lambda i: -_replay_cost(runs[i], max_evals))
-    out: list[Check | None] = [None] * len(runs)
+    got: dict[int, Check] = {}
     with ProcessPoolExecutor(max_workers=min(jobs, len(runs)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {i: pool.submit(check_replay, runs[i], max_evals, replay, mode, machine) for i in longest_first}
-        for i, fut in futures.items():
+        futures = {pool.submit(_timed_check_replay, runs[i], max_evals, replay, mode, machine): i for i in longest_first}
+        for fut in as_completed(futures):
+            i = futures[fut]
             try:
-                out[i] = fut.result()
+                got[i], seconds = fut.result()
             except Exception as e:  # the worker itself failed (check_replay reports a crashing replay itself)
                 what = "all evaluations" if max_evals <= 0 else f"first {max_evals} evaluation{'s' if max_evals != 1 else ''}"
-                out[i] = Check("replay", f"{runs[i].name} {what}", "committed rows", "replay worker error", "—", FAIL,
+                got[i] = Check("replay", f"{runs[i].name} {what}", "committed rows", "replay worker error", "—", FAIL,
                                f"{type(e).__name__}: {e}".replace("\n", " "))
-    return [c for c in out if c is not None]
+                seconds = math.nan
+            done(runs[i], got[i], seconds)
+    return [got[i] for i in range(len(runs))]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -826,10 +846,11 @@ def replay_checks(runs: Sequence[Run], max_evals: int, replay: ReplayFn | None =
 def regress(runs_dir: str | os.PathLike = DEFAULT_RUNS, *, profile: str = "paper", suite: str | None = None,
             replay_evals: int = 2, do_replay: bool = True, replay: ReplayFn | None = None,
             runs: Sequence[Run] | None = None, replay_mode: str = "auto",
-            machine: dict | None = None, jobs: int = 1) -> RegressReport:
+            machine: dict | None = None, jobs: int = 1,
+            on_replayed: Callable[[Run, Check, float], None] | None = None) -> RegressReport:
     """Run every check; see the module docstring. ``replay`` defaults to the engine's ``replay_run``;
     ``replay_mode``: auto / exact / tolerance; ``machine`` (tests): see :func:`check_replay`; ``jobs``:
-    replays run at once (:func:`replay_checks`)."""
+    replays run at once, ``on_replayed``: called as each finishes (:func:`replay_checks`)."""
     if replay_evals < 0:
         raise TextbenchError(f"--replay-evals must be >= 0 (0 = all evaluations), not {replay_evals}")
     if replay_mode not in REPLAY_MODES:
@@ -849,7 +870,8 @@ def regress(runs_dir: str | os.PathLike = DEFAULT_RUNS, *, profile: str = "paper
             continue
         rep.checks.append(check_integrity(r))
     if do_replay:
-        rep.checks += replay_checks([r for r in runs if r.complete], replay_evals, replay, replay_mode, machine, jobs)
+        rep.checks += replay_checks([r for r in runs if r.complete], replay_evals, replay, replay_mode, machine, jobs,
+                                    on_replayed)
     else:
         rep.notes.append("replay skipped (--no-replay)")
     if not runs:
