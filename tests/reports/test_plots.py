@@ -95,3 +95,19 @@ def test_algorithm_colours_are_distinct_and_fixed():
     assert len(set(rgb)) == len(rgb)
     assert min(sum((a - b) ** 2 for a, b in zip(x, y)) for i, x in enumerate(rgb) for y in rgb[i + 1 :]) > 0.05
     assert algo_color("cot") == ALGO_COLORS["cot"] and algo_color("newalgo") == algo_color("newalgo")
+
+
+def test_a_run_that_cannot_be_placed_says_why(tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    write_run(root, "synthetic", "cot", "paper", 1, {"step": [0, 100], "wall_s": [0, 1], "nll_oracle": [2, 1]})
+    (run,) = load_runs(root)
+    monkeypatch.setenv("TEXTBENCH_DATA", str(tmp_path / "no-data"))  # rebuilding needs the oracle file
+    monkeypatch.setenv("TEXTBENCH_CACHE", str(tmp_path / "no-cache"))
+    plots._built_progress.cache_clear()
+    assert plots.run_progress(run) is None
+    why = plots.unplaced_reason(run)
+    assert why and "\n" not in why
+    stored = {"measures": ["generator_updates", "real_sequences"], "offset": [0, 0], "segments": [[1, 100, 1, 64]], "unit": "iteration"}
+    object.__setattr__(run, "config", {**run.config, "progress": stored})
+    assert plots.run_progress(run) is stored and plots.unplaced_reason(run) == ""
+    plots._built_progress.cache_clear()

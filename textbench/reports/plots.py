@@ -68,22 +68,30 @@ def algo_color(algo: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _built_progress(path: str) -> dict | None:
+def _built_progress(path: str) -> tuple[dict | None, str]:
+    """(progress rebuilt from the run's settings, or None; why not, in one line)."""
     from ..engine.loop import build
     from ..engine.rundir import RunDir
 
     try:
         cfg = RunDir(path).read_config()
-        return build(cfg["algo"], cfg["suite"], cfg["settings"], cfg["seed"])[1].progress()
-    except Exception:  # noqa: BLE001 - no data folder, a moved init_from source: the run cannot be placed
-        return None
+        return build(cfg["algo"], cfg["suite"], cfg["settings"], cfg["seed"])[1].progress(), ""
+    except Exception as e:  # noqa: BLE001 - no data folder, a moved init_from source: the run cannot be placed
+        return None, str(e).split(";")[0].strip()
 
 
 def run_progress(run: Run) -> dict | None:
     """The run's unit of progress (``Algorithm.progress``): stored in config.json, or — runs made before it was
     stored — recomputed from its settings (needs the data folder); None when neither works."""
     stored = (run.config or {}).get("progress")
-    return stored if isinstance(stored, dict) else _built_progress(str(run.path))
+    return stored if isinstance(stored, dict) else _built_progress(str(run.path))[0]
+
+
+def unplaced_reason(run: Run) -> str:
+    """Why :func:`run_progress` is None for ``run`` (empty when it is not)."""
+    if isinstance((run.config or {}).get("progress"), dict):
+        return ""
+    return _built_progress(str(run.path))[1]
 
 
 def seed_curves(runs: Sequence[Run], metric: str) -> pd.DataFrame:
@@ -246,7 +254,9 @@ def plot_curves(runs: Sequence[Run], suite: str, profile: str, out_dir: str | os
     title = (f"Suite '{suite}', profile '{profile}': metrics against {against} (line = mean over seeds, band = min–max; "
              f"{'/'.join(map(str, seeds))} seed(s) per row; dashed = in progress)")
     if unplaced:
-        title += f"\nnot drawn (no record of their progress): {', '.join(unplaced)}"
+        why = sorted({unplaced_reason(r) for r in runs if r.name in unplaced} - {""})
+        title += (f"\nnot drawn (progress not in config.json, and rebuilding it from the settings failed"
+                  f"{': ' + ' / '.join(why) if why else ''}): {', '.join(unplaced)}")
     fig.suptitle(title, fontsize=10)
     return _save(fig, Path(out_dir) / f"{suite}-{profile}-vs-{x}.png", dpi)
 
