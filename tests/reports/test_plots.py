@@ -111,3 +111,10 @@ def test_a_run_that_cannot_be_placed_says_why(tmp_path, monkeypatch):
     object.__setattr__(run, "config", {**run.config, "progress": stored})
     assert plots.run_progress(run) is stored and plots.unplaced_reason(run) == ""
     plots._built_progress.cache_clear()
+
+
+def test_settings_of_one_algorithm_get_their_own_markers():
+    groups = {("cot", "paper"): [], ("mle", "paper"): [], ("cot", "paper+n_train"): [], ("cot", "paper+bf16"): []}
+    m = plots.setting_markers(groups)
+    assert m[("cot", "paper")] is None and m[("mle", "paper")] is None  # each algorithm's first setting: plain
+    assert len({m[("cot", "paper")], m[("cot", "paper+n_train")], m[("cot", "paper+bf16")]}) == 3

@@ -159,6 +159,19 @@ def _groups(runs: Sequence[Run]) -> dict[tuple[str, str], list[Run]]:
     return out
 
 
+#: markers that tell apart the settings (signatures) of one algorithm in a figure: its colour stays its own
+SETTING_MARKERS = (None, "s", "^", "D", "v", "P")
+
+
+def setting_markers(groups) -> dict[tuple[str, str], str | None]:
+    """(algorithm, signature) -> marker: one colour per algorithm, and its settings (signatures) told apart by
+    the marker, in the order of ``groups`` (the first — the paper setting sorts first — plain)."""
+    out: dict[tuple[str, str], str | None] = {}
+    for algo, key in groups:
+        out[(algo, key)] = SETTING_MARKERS[sum(a == algo for a, _ in out) % len(SETTING_MARKERS)]
+    return out
+
+
 def _group_label(rs: Sequence[Run], unit: str | None) -> str:
     r = rs[0]
     n = len(rs)
@@ -196,6 +209,7 @@ def plot_curves(runs: Sequence[Run], suite: str, profile: str, out_dir: str | os
     groups = _groups(runs)
     published = pub.published_numbers()
     unplaced: list[str] = []
+    setting_marker = setting_markers(groups)
     for ax, metric in zip(axes, panels):
         xs_all = []
         for (algo, _key), rs in groups.items():
@@ -211,8 +225,9 @@ def plot_curves(runs: Sequence[Run], suite: str, profile: str, out_dir: str | os
             color = algo_color(algo)
             prog = run_progress(rs[0])
             dashed = not all(r.complete for r in rs)
-            ax.plot(xv, c["mean"], color=color, lw=1.6, ls="--" if dashed else "-", marker="o" if len(c) <= 12 else None,
-                    ms=3, label=_group_label(rs, prog["unit"] if prog else None))
+            marker = setting_marker[(algo, _key)] or ("o" if len(c) <= 12 else None)
+            ax.plot(xv, c["mean"], color=color, lw=1.6, ls="--" if dashed else "-", marker=marker, ms=3.5,
+                    markevery=1 if len(c) <= 12 else 0.08, label=_group_label(rs, prog["unit"] if prog else None))
             if len(rs) > 1:
                 ax.fill_between(xv, c["min"], c["max"], color=color, alpha=0.2, lw=0)
             if with_paper:
@@ -274,16 +289,33 @@ def plot_bnll_vs_jsd(runs: Sequence[Run], suite: str, profile: str, out_dir: str
     ax1, ax2 = fig.subplots(1, 2)
     ax1r = ax1.twinx()
     xs = []
-    for (algo, _key), rs in _groups(runs).items():
+    groups = _groups(runs)
+    setting_marker = setting_markers(groups)
+    sc = None
+    both = pd.concat([r.metrics[["step", "bnll", "cot_jsd"]].dropna() for r in runs])
+    steps_range = (float(both["step"].min()), float(both["step"].max())) if len(both) else (0.0, 1.0)  # one colour scale
+    for (algo, _key), rs in groups.items():
+        marker = setting_marker[(algo, _key)]
         color = algo_color(algo)
         b, j = seed_curves(rs, "bnll"), seed_curves(rs, "cot_jsd")
         xs.append(b["step"].to_numpy(float))
-        tag = f"{algo} ({len(rs)} seed{'s' if len(rs) != 1 else ''}{', in progress' if not all(r.complete for r in rs) else ''})"
-        ax1.plot(b["step"], b["mean"], color=color, lw=1.6, label=f"{tag}: balanced NLL (left)")
-        ax1r.plot(j["step"], j["mean"], color=color, lw=1.6, ls="--", marker="o", ms=2.5, label=f"{tag}: JSD estimate (right)")
+        setting = rs[0].signature.setting
+        tag = (f"{algo}{' · ' + setting if setting else ''} ({len(rs)} seed{'s' if len(rs) != 1 else ''}"
+               f"{', in progress' if not all(r.complete for r in rs) else ''})")
+        ax1.plot(b["step"], b["mean"], color=color, lw=1.6, marker=marker, ms=4, markevery=0.1,
+                 label=f"{tag}: balanced NLL (left)")
+        ax1r.plot(j["step"], j["mean"], color=color, lw=1.6, ls="--", marker=marker, ms=3, markevery=0.1,
+                  label=f"{tag}: JSD estimate (right)")
         if len(rs) > 1:
             ax1.fill_between(b["step"], b["min"], b["max"], color=color, alpha=0.15, lw=0)
             ax1r.fill_between(j["step"], j["min"], j["max"], color=color, alpha=0.15, lw=0)
+        # right: one path per run (never joined across runs or settings), points coloured by iteration
+        d = pd.concat([r.metrics[["step", "bnll", "cot_jsd"]].dropna() for r in rs], keys=range(len(rs)))
+        for k in range(len(rs)):
+            ds = d.loc[k]
+            ax2.plot(ds["cot_jsd"], ds["bnll"], color=color, lw=0.8, alpha=0.5)
+        sc = ax2.scatter(d["cot_jsd"], d["bnll"], c=d["step"], cmap="viridis", vmin=steps_range[0], vmax=steps_range[1], s=22, marker=marker or "o",
+                         edgecolors=color, linewidths=0.8, label=tag)
     _set_xscale(ax1, np.concatenate(xs) if xs else np.array([]))
     ax1.set_xlabel("CoT iteration (= generator updates)")
     ax1.set_ylabel(_label("bnll"))
@@ -291,16 +323,8 @@ def plot_bnll_vs_jsd(runs: Sequence[Run], suite: str, profile: str, out_dir: str
     ax1.set_title("balanced NLL and CoT's JSD estimate during training")
     h1, l1 = ax1.get_legend_handles_labels()
     h2, l2 = ax1r.get_legend_handles_labels()
-    ax1.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper right")
+    ax1.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper right")
     ax1.grid(True, alpha=0.3)
-    d = pd.concat([r.metrics[["step", "bnll", "cot_jsd"]].dropna().assign(seed=r.seed, algo=r.algo) for r in runs],
-                  ignore_index=True)
-    sc = None
-    for algo, dd in d.groupby("algo", sort=False):
-        for _seed, ds in dd.groupby("seed"):
-            ax2.plot(ds["cot_jsd"], ds["bnll"], color=algo_color(algo), lw=0.8, alpha=0.5)
-        sc = ax2.scatter(dd["cot_jsd"], dd["bnll"], c=dd["step"], cmap="viridis", s=22, edgecolors=algo_color(algo),
-                         linewidths=0.8, label=f"{algo} ({dd['seed'].nunique()} seed{'s' if dd['seed'].nunique() != 1 else ''})")
     if sc is not None:
         fig.colorbar(sc, ax=ax2, label="CoT iteration")
     ax2.set_xlabel(_label("cot_jsd"))
