@@ -126,7 +126,7 @@ def test_resume_refuses_other_algorithm_checkpoint_and_edited_config(tiny, tmp_p
         quiet(Run("mle", "synthetic", "quick", 0, tiny, tmp_path / "mle"), resume=True, force=True)
 
 
-def test_resume_and_replay_refuse_other_oracle_data(tiny, tmp_path):
+def test_resume_and_replay_refuse_other_oracle_data(tiny, tmp_path, monkeypatch):
     """A synthetic run continued or replayed on oracle samples other than its own (another code version drew
     other tokens from the same seed) stops with one line instead of silently training on other data."""
     from textbench.engine.loop import load_generator
@@ -145,8 +145,14 @@ def test_resume_and_replay_refuse_other_oracle_data(tiny, tmp_path):
         quiet(Run("mle", "synthetic", "quick", 0, tiny, d), resume=True)
     with pytest.raises(TextbenchError, match=msg):
         load_generator(d)
+    import textbench.engine.replay as replay_module
+
+    def no_training(*_a, **_k):
+        raise AssertionError("trained before checking the data")
+
+    monkeypatch.setattr(replay_module, "train", no_training)
     with pytest.raises(TextbenchError, match=msg):
-        replay_run(d, max_evals=1)  # a replay on other data would prove nothing
+        replay_run(d, max_evals=1)  # a replay on other data would prove nothing: refused before training
     assert (d / "checkpoints" / "last.pt").read_bytes() == before  # nothing lost
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from ..registry import SUITES
 from .loop import Run, check_same_data, train
 from .rundir import RunDir
 
@@ -75,12 +76,12 @@ def replay_run(run_dir: Path, max_evals: int = 2) -> pd.DataFrame:
     recorded = recorded_machine(cfg, stop)["threads"]
     torch.set_num_threads(int(recorded) if recorded else threads)
     try:
+        # the data first: a replay on other data would prove nothing, so refuse it before training, not after
+        check_same_data(RunDir(run_dir).config_path, cfg, SUITES.get(cfg["suite"])(settings).signature())
         with tempfile.TemporaryDirectory(prefix="textbench-replay-") as tmp:
             run = Run(cfg["algo"], cfg["suite"], cfg["profile"], cfg["seed"], overrides=settings, run_dir=Path(tmp) / "run")
             train(run, progress=False, stop_at_step=stop, log=lambda _msg: None)
-            replayed = RunDir(run.run_dir)
-            check_same_data(RunDir(run_dir).config_path, cfg, replayed.read_config().get("suite_signature"))
-            rows = replayed.read_metrics()
+            rows = RunDir(run.run_dir).read_metrics()
     finally:
         torch.set_num_threads(threads)
     return pd.DataFrame(rows)
