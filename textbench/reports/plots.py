@@ -299,9 +299,7 @@ def plot_bnll_vs_jsd(runs: Sequence[Run], suite: str, profile: str, out_dir: str
         color = algo_color(algo)
         b, j = seed_curves(rs, "bnll"), seed_curves(rs, "cot_jsd")
         xs.append(b["step"].to_numpy(float))
-        setting = rs[0].signature.setting
-        tag = (f"{algo}{' · ' + setting if setting else ''} ({len(rs)} seed{'s' if len(rs) != 1 else ''}"
-               f"{', in progress' if not all(r.complete for r in rs) else ''})")
+        tag = _group_label(rs, None)
         ax1.plot(b["step"], b["mean"], color=color, lw=1.6, marker=marker, ms=4, markevery=0.1,
                  label=f"{tag}: balanced NLL (left)")
         ax1r.plot(j["step"], j["mean"], color=color, lw=1.6, ls="--", marker=marker, ms=3, markevery=0.1,

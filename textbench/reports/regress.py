@@ -728,6 +728,11 @@ def _replay_context(run: Run, max_evals: int) -> tuple[dict, dict]:
     return rec, this_machine()
 
 
+def _replayed_part(max_evals: int) -> str:
+    """What a replay of ``max_evals`` covers, as the check's name says it."""
+    return "all evaluations" if max_evals <= 0 else f"first {max_evals} evaluation{'s' if max_evals != 1 else ''}"
+
+
 def check_replay(run: Run, max_evals: int, replay: ReplayFn | None = None, mode: str = "auto",
                  machine: dict | None = None) -> Check:
     """Replay ``run``'s first ``max_evals`` evaluations and compare, exactly or within Monte-Carlo error.
@@ -736,7 +741,7 @@ def check_replay(run: Run, max_evals: int, replay: ReplayFn | None = None, mode:
     exact or tolerance. ``machine`` (tests): this machine's ``cpu_capability`` and ``torch`` (default: the
     engine's :func:`textbench.engine.replay.this_machine`).
     """
-    what = "all evaluations" if max_evals <= 0 else f"first {max_evals} evaluation{'s' if max_evals != 1 else ''}"
+    what = _replayed_part(max_evals)
     recorded, here = _replay_context(run, max_evals)
     chosen, why = choose_replay_mode(recorded, machine if machine is not None else here, mode)
     tol = "exact" if chosen == "exact" else f"tolerance ≤ {REPLAY_K:g}·se"
@@ -830,7 +835,7 @@ def replay_checks(runs: Sequence[Run], max_evals: int, replay: ReplayFn | None =
             try:
                 got[i], seconds = fut.result()
             except Exception as e:  # the worker itself failed (check_replay reports a crashing replay itself)
-                what = "all evaluations" if max_evals <= 0 else f"first {max_evals} evaluation{'s' if max_evals != 1 else ''}"
+                what = _replayed_part(max_evals)
                 got[i] = Check("replay", f"{runs[i].name} {what}", "committed rows", "replay worker error", "—", FAIL,
                                f"{type(e).__name__}: {e}".replace("\n", " "))
                 seconds = math.nan
