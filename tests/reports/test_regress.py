@@ -459,3 +459,82 @@ def test_real_replays_in_two_processes_are_exact(tiny, tmp_path):
     checks = rg.replay_checks(load_runs(root), 1, None, mode="auto", jobs=2)
     assert [c.status for c in checks] == ["pass", "pass"]
     assert all(c.ours == "2 rows identical" and c.note.startswith("mode exact") for c in checks)
+
+
+# ------------------------------------------------------------------------------------------------
+# A replay budget (--replay-budget): CI's time stays bounded however many runs are committed
+# ------------------------------------------------------------------------------------------------
+
+
+def _runs_for_budget(root: Path) -> list:
+    """paper cot seeds 0-2 (first evaluation after 5, 50, 20 s), paper mle seed 1 (40 s), quick cot seed 0 (90 s)."""
+    def rows(wall):
+        r = cot_rows()
+        r["wall_s"] = [0.0, wall, wall, 2 * wall, 3 * wall, 4 * wall]
+        return r
+
+    for seed, wall in ((0, 5.0), (1, 50.0), (2, 20.0)):
+        write_run(root, "synthetic", "cot", "paper", seed, rows(wall))
+    write_run(root, "synthetic", "mle", "paper", 1, rows(40.0))
+    write_run(root, "synthetic", "cot", "quick", 0, rows(90.0))
+    return load_runs(root)
+
+
+def test_replay_order_puts_each_settings_first_seed_first_paper_before_quick(tmp_path):
+    runs = _runs_for_budget(tmp_path / "runs")
+    names = [runs[i].name for i in rg.replay_order(runs, 1)]
+    # tier 0: the paper settings' lowest seeds, longest first (mle seed 1 is its setting's only seed: 40 s > 5 s);
+    # tier 1: quick's first seed, however long; tier 2: the second and third cot seeds, longest first
+    assert names == ["synthetic/mle/paper-seed1", "synthetic/cot/paper-seed0", "synthetic/cot/quick-seed0",
+                     "synthetic/cot/paper-seed1", "synthetic/cot/paper-seed2"]
+
+
+class _StepClock:
+    """A clock that stands still for the first ``still`` readings, then jumps past any budget."""
+
+    def __init__(self, still: int):
+        self.reads = 0
+        self.still = still
+
+    def __call__(self) -> float:
+        self.reads += 1
+        return 0.0 if self.reads <= self.still else 1e9
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_replays_after_the_budget_are_missing_never_passed(tmp_path, jobs):
+    runs = _runs_for_budget(tmp_path / "runs")
+    seen = []
+    # the start reading, then one reading per replay started: the clock allows exactly two replays
+    checks = rg.replay_checks(runs, 1, identity_replay, mode="exact", jobs=jobs, budget_s=60.0,
+                              clock=_StepClock(still=3), on_done=lambda r, c, s: seen.append((r.name, c.ours)))
+    status = {r.name: (c.status, c.ours) for r, c in zip(runs, checks)}
+    assert status == {
+        "synthetic/mle/paper-seed1": ("pass", "2 rows identical"),
+        "synthetic/cot/paper-seed0": ("pass", "2 rows identical"),
+        "synthetic/cot/quick-seed0": ("missing", "not replayed"),
+        "synthetic/cot/paper-seed1": ("missing", "not replayed"),
+        "synthetic/cot/paper-seed2": ("missing", "not replayed"),
+    }
+    assert sorted(seen) == sorted((name, ours) for name, (_status, ours) in status.items())  # each reported
+    skipped = [c for c in checks if c.ours == "not replayed"]
+    assert all("replay budget of 1 min was spent" in c.note and "--suite synthetic" in c.note for c in skipped)
+    # without a budget every run is replayed, in the same checks
+    full = rg.replay_checks(runs, 1, identity_replay, mode="exact", jobs=jobs, clock=_StepClock(still=0))
+    assert [c.status for c in full] == ["pass"] * len(runs)
+    with pytest.raises(TextbenchError, match="--replay-budget must be > 0"):
+        rg.replay_checks(runs, 1, identity_replay, budget_s=0.0)
+
+
+def test_regress_cli_replay_budget_notes_what_was_left(tmp_path):
+    root = tmp_path / "runs"
+    _runs_for_budget(root)
+    out = CliRunner().invoke(regress_cmd, ["--runs", str(root), "--replay-budget", "1e-9", "--replay-evals", "1"])
+    assert out.exception is None or isinstance(out.exception, SystemExit), out.output  # made-up runs fail Table 1
+    # a budget spent before the first start: no replay runs, each run is named on stderr and counted in the notes
+    assert sorted(ln.split()[2] for ln in out.stderr.splitlines() if ln.startswith("not replayed")) == sorted(
+        r.name for r in load_runs(root))
+    assert "1e-09 min: 5 complete run(s) not replayed (listed as missing)" in out.stdout
+    assert "replayed synthetic" not in out.stderr.replace("not replayed synthetic", "")
+    bad = CliRunner().invoke(regress_cmd, ["--runs", str(root), "--replay-budget", "0"])
+    assert bad.exit_code == 2 and "--replay-budget" in bad.output

@@ -78,6 +78,11 @@ def report_cmd(results_dir: Path, out_path: Path | None) -> None:
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Replays run at once, each in its own process with its run's recorded thread count (their "
                    "numbers do not depend on it; on a 2-core machine --jobs 2 halves the replay's wall time).")
+@click.option("--replay-budget", "replay_budget", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="MINUTES",
+              help="No replay starts after this many minutes; the runs left are listed as missing (not replayed), "
+                   "never as passed. Each setting's first seed is replayed before any second seed, paper runs "
+                   "first. Replays already running finish. Default: replay every complete run.")
 @click.option("--profile", default="paper", show_default=True,
               help="Runs of this profile are checked: 'paper' against the published numbers and the paper's "
                    "claims; others (e.g. 'quick') only against the claims meaningful at that scale.")
@@ -86,7 +91,8 @@ def report_cmd(results_dir: Path, out_path: Path | None) -> None:
               help="Also write the table of checks to this CSV file.")
 @click.pass_context
 def regress_cmd(ctx: click.Context, runs_dir: Path, suite: str | None, replay_evals: int, no_replay: bool,
-                replay_mode: str, jobs: int, profile: str, fail_on_missing: bool, csv_path: Path | None) -> None:
+                replay_mode: str, jobs: int, replay_budget: float | None, profile: str, fail_on_missing: bool,
+                csv_path: Path | None) -> None:
     """Compare the committed results with the published numbers, the paper's claims and a replay of the runs."""
     from ..io import atomic_write_text
     from .regress import regress
@@ -94,10 +100,14 @@ def regress_cmd(ctx: click.Context, runs_dir: Path, suite: str | None, replay_ev
     if replay_evals < 0:
         raise TextbenchError(f"--replay-evals must be >= 0 (0 = the whole run), not {replay_evals}")
     def replayed(run, check, seconds: float) -> None:  # progress on stderr: where the replay's time goes
-        click.echo(f"replayed {run.name} ({run.path.name}): {check.status} in {seconds:.0f} s", err=True)
+        if check.ours == "not replayed":
+            click.echo(f"not replayed {run.name} ({run.path.name}): --replay-budget spent", err=True)
+        else:
+            click.echo(f"replayed {run.name} ({run.path.name}): {check.status} in {seconds:.0f} s", err=True)
 
     report = regress(runs_dir, profile=profile, suite=suite, replay_evals=replay_evals, do_replay=not no_replay,
-                     replay_mode=replay_mode, jobs=jobs, on_replayed=replayed)
+                     replay_mode=replay_mode, jobs=jobs, on_replayed=replayed,
+                     replay_budget_min=replay_budget)
     click.echo(report.format(), nl=False)
     if csv_path is not None:
         atomic_write_text(csv_path, report.frame().to_csv(index=False))

@@ -69,6 +69,10 @@ Four kinds of check, one table (check, published, ours, tolerance, status ∈ pa
 
 Replays are independent: ``--jobs N`` runs N at once, each in a spawned process with its run's recorded
 thread count (:func:`replay_checks`), which changes the wall time of the check and nothing else.
+``--replay-budget MINUTES`` bounds the replays' wall time however many runs are committed: no replay starts
+after that many minutes, and the runs not reached get a *missing* check "not replayed" (never a pass), counted
+in the report's notes. Replays start in :func:`replay_order` — each setting's lowest seed before any second
+seed, paper-profile settings first, longest first within each — so a budget leaves out extra seeds first.
 
 Incomplete runs are listed in the notes and not checked. The exit status of ``textbench regress`` is 1 if
 any check fails (and, with ``--fail-on-missing``, if any is missing).
@@ -796,50 +800,109 @@ def _timed_check_replay(run: Run, max_evals: int, replay: ReplayFn | None, mode:
     return check, time.perf_counter() - t
 
 
+def replay_order(runs: Sequence[Run], max_evals: int) -> list[int]:
+    """The order in which replays start (indices into ``runs``): each setting's lowest seed before any second
+    seed (one run per :attr:`Run.signature`), among those the ``paper`` profile first; within each of these
+    tiers the longest replay first (:func:`_replay_cost`), so that the last replays to finish are short ones.
+    Under a replay budget the runs left out are therefore the extra seeds of the cheapest settings."""
+    def key(r: Run) -> str:
+        try:
+            return r.signature.key
+        except Exception:  # an unreadable config: a group of its own (check_replay reports the problem)
+            return f"path:{r.path}"
+
+    keys = [key(r) for r in runs]
+    first: dict[str, int] = {}  # group -> index of its lowest seed (an unknown seed after every known one)
+    for i in sorted(range(len(runs)), key=lambda i: (runs[i].seed is None, runs[i].seed or 0, i)):
+        first.setdefault(keys[i], i)
+
+    def tier(i: int) -> int:
+        if first[keys[i]] != i:
+            return 2
+        return 0 if runs[i].profile == "paper" else 1
+
+    return sorted(range(len(runs)), key=lambda i: (tier(i), -_replay_cost(runs[i], max_evals), i))
+
+
+def _not_replayed(run: Run, max_evals: int, budget_s: float) -> Check:
+    """The check of a run whose replay did not start because the replay budget was spent (missing, not failed)."""
+    return Check("replay", f"{run.name} {_replayed_part(max_evals)}", "committed rows", "not replayed", "—", MISSING,
+                 f"the replay budget of {budget_s / 60:g} min was spent before its turn (order: each setting's first "
+                 "seed, paper profile first, then the longest first); replay it with `textbench regress --suite "
+                 f"{run.suite}` and no --replay-budget")
+
+
 def replay_checks(runs: Sequence[Run], max_evals: int, replay: ReplayFn | None = None, mode: str = "auto",
                   machine: dict | None = None, jobs: int = 1,
-                  on_done: Callable[[Run, Check, float], None] | None = None) -> list[Check]:
-    """:func:`check_replay` of each run, in the order of ``runs``; ``on_done(run, check, seconds)`` is called
-    as each finishes (the CLI prints it: where a CI's replay time goes).
+                  on_done: Callable[[Run, Check, float], None] | None = None,
+                  budget_s: float | None = None, clock: Callable[[], float] = time.monotonic) -> list[Check]:
+    """:func:`check_replay` of each run, returned in the order of ``runs``; replays start in
+    :func:`replay_order`. ``on_done(run, check, seconds)`` is called as each finishes (the CLI prints it: where a
+    CI's replay time goes).
 
     ``jobs`` > 1: that many worker processes (spawned: a fresh interpreter each, so no thread pool or lock is
-    inherited from this one), each replaying one run at a time with the run's recorded thread count, the
-    longest replay first (:func:`_replay_cost`) so that the last to finish is a short one. A replay is a
-    deterministic function of the run's config, data and this machine's kernels; the number of processes
-    beside it changes its wall time only, never its numbers. ``replay`` must then be picklable (a
-    module-level function). A worker that dies (killed, out of memory) fails its run's check."""
+    inherited from this one), each replaying one run at a time with the run's recorded thread count. A replay
+    is a deterministic function of the run's config, data and this machine's kernels; the number of processes
+    beside it changes its wall time only, never its numbers. ``replay`` must then be picklable (a module-level
+    function). A worker that dies (killed, out of memory) fails its run's check.
+
+    ``budget_s``: no replay starts once this many seconds (``clock``) have passed since the first started;
+    the runs not started get a *missing* check saying so (never a pass). Replays already running finish, so
+    the wall time is at most the budget plus the longest single replay. ``None``: every run is replayed."""
     if jobs < 1:
         raise TextbenchError(f"--jobs must be >= 1, not {jobs}")
+    if budget_s is not None and not budget_s > 0:
+        raise TextbenchError(f"--replay-budget must be > 0 minutes, not {budget_s / 60:g}")
     done = on_done or (lambda _run, _check, _s: None)
+    order = replay_order(runs, max_evals)
+    t0 = clock()
+
+    def spent() -> bool:
+        return budget_s is not None and clock() - t0 >= budget_s
+
+    got: dict[int, Check] = {}
     if jobs == 1 or len(runs) < 2:
-        out = []
-        for r in runs:
-            check, seconds = _timed_check_replay(r, max_evals, replay, mode, machine)
-            done(r, check, seconds)
-            out.append(check)
-        return out
+        for i in order:
+            if spent():
+                got[i] = _not_replayed(runs[i], max_evals, budget_s)
+                done(runs[i], got[i], 0.0)
+                continue
+            got[i], seconds = _timed_check_replay(runs[i], max_evals, replay, mode, machine)
+            done(runs[i], got[i], seconds)
+        return [got[i] for i in range(len(runs))]
     import multiprocessing  # noqa: PLC0415
-    from concurrent.futures import ProcessPoolExecutor, as_completed  # noqa: PLC0415
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait  # noqa: PLC0415
 
     if replay is None:  # resolved here, so that the workers replay with what this process would use
         try:
             replay = default_replay()
         except ImportError:
             pass  # check_replay reports it as missing
-    longest_first = sorted(range(len(runs)), key=lambda i: -_replay_cost(runs[i], max_evals))
-    got: dict[int, Check] = {}
+    waiting = list(order)
     with ProcessPoolExecutor(max_workers=min(jobs, len(runs)), mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_timed_check_replay, runs[i], max_evals, replay, mode, machine): i for i in longest_first}
-        for fut in as_completed(futures):
-            i = futures[fut]
-            try:
-                got[i], seconds = fut.result()
-            except Exception as e:  # the worker itself failed (check_replay reports a crashing replay itself)
-                what = _replayed_part(max_evals)
-                got[i] = Check("replay", f"{runs[i].name} {what}", "committed rows", "replay worker error", "—", FAIL,
-                               f"{type(e).__name__}: {e}".replace("\n", " "))
-                seconds = math.nan
-            done(runs[i], got[i], seconds)
+        running: dict = {}
+
+        def fill() -> None:  # one replay per free worker, while the budget lasts
+            while waiting and len(running) < jobs and not spent():
+                i = waiting.pop(0)
+                running[pool.submit(_timed_check_replay, runs[i], max_evals, replay, mode, machine)] = i
+
+        fill()
+        while running:
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                i = running.pop(fut)
+                try:
+                    got[i], seconds = fut.result()
+                except Exception as e:  # the worker itself failed (check_replay reports a crashing replay itself)
+                    got[i] = Check("replay", f"{runs[i].name} {_replayed_part(max_evals)}", "committed rows",
+                                   "replay worker error", "—", FAIL, f"{type(e).__name__}: {e}".replace("\n", " "))
+                    seconds = math.nan
+                done(runs[i], got[i], seconds)
+            fill()
+    for i in waiting:  # the budget was spent before their turn
+        got[i] = _not_replayed(runs[i], max_evals, budget_s)
+        done(runs[i], got[i], 0.0)
     return [got[i] for i in range(len(runs))]
 
 
@@ -852,10 +915,12 @@ def regress(runs_dir: str | os.PathLike = DEFAULT_RUNS, *, profile: str = "paper
             replay_evals: int = 2, do_replay: bool = True, replay: ReplayFn | None = None,
             runs: Sequence[Run] | None = None, replay_mode: str = "auto",
             machine: dict | None = None, jobs: int = 1,
-            on_replayed: Callable[[Run, Check, float], None] | None = None) -> RegressReport:
+            on_replayed: Callable[[Run, Check, float], None] | None = None,
+            replay_budget_min: float | None = None) -> RegressReport:
     """Run every check; see the module docstring. ``replay`` defaults to the engine's ``replay_run``;
     ``replay_mode``: auto / exact / tolerance; ``machine`` (tests): see :func:`check_replay`; ``jobs``:
-    replays run at once, ``on_replayed``: called as each finishes (:func:`replay_checks`)."""
+    replays run at once, ``on_replayed``: called as each finishes, ``replay_budget_min``: no replay starts after
+    this many minutes (:func:`replay_checks`)."""
     if replay_evals < 0:
         raise TextbenchError(f"--replay-evals must be >= 0 (0 = all evaluations), not {replay_evals}")
     if replay_mode not in REPLAY_MODES:
@@ -876,7 +941,12 @@ def regress(runs_dir: str | os.PathLike = DEFAULT_RUNS, *, profile: str = "paper
         rep.checks.append(check_integrity(r))
     if do_replay:
         rep.checks += replay_checks([r for r in runs if r.complete], replay_evals, replay, replay_mode, machine, jobs,
-                                    on_replayed)
+                                    on_replayed, budget_s=None if replay_budget_min is None else 60.0 * replay_budget_min)
+        if replay_budget_min is not None:
+            skipped = sum(c.kind == "replay" and c.ours == "not replayed" for c in rep.checks)
+            if skipped:
+                rep.notes.append(f"--replay-budget {replay_budget_min:g} min: {skipped} complete run(s) not replayed "
+                                 "(listed as missing); each setting's first seed is replayed before any second seed")
     else:
         rep.notes.append("replay skipped (--no-replay)")
     if not runs:
