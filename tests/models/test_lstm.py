@@ -113,7 +113,7 @@ def test_mediator_init_is_orthogonal_per_gate():
         for gate in range(4):
             block = w[gate * 6 : (gate + 1) * 6]
             assert torch.allclose(block @ block.T, torch.eye(6), atol=1e-5)
-    assert float(m.lstm.bias_ih_l0.abs().sum() + m.lstm.bias_hh_l0.abs().sum()) == 0.0
+    assert float(m.lstm.bias_ih_l0.detach().abs().sum() + m.lstm.bias_hh_l0.detach().abs().sum()) == 0.0
 
 
 @pytest.mark.parametrize("algo", ["mle", "cot", "cot-strong", "seqgan", "leakgan"])
