@@ -538,3 +538,12 @@ def test_regress_cli_replay_budget_notes_what_was_left(tmp_path):
     assert "replayed synthetic" not in out.stderr.replace("not replayed synthetic", "")
     bad = CliRunner().invoke(regress_cmd, ["--runs", str(root), "--replay-budget", "0"])
     assert bad.exit_code == 2 and "--replay-budget" in bad.output
+
+
+def test_replay_cost_of_a_bf16_run_counts_the_emulation_where_the_cpu_has_no_bf16(tmp_path):
+    rows = cot_rows()
+    write_run(tmp_path / "runs", "synthetic", "cot", "quick", 0, rows, settings={"precision": "bf16"})
+    write_run(tmp_path / "runs", "synthetic", "cot", "quick", 1, rows)
+    bf16, fp32 = load_runs(tmp_path / "runs")
+    assert rg._replay_cost(bf16, 1, native_bf16=True) == rg._replay_cost(fp32, 1, native_bf16=False) == 10.0
+    assert rg._replay_cost(bf16, 1, native_bf16=False) == pytest.approx(10.0 * rg.BF16_EMULATED_SLOWDOWN)

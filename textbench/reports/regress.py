@@ -80,6 +80,7 @@ any check fails (and, with ``--fail-on-missing``, if any is missing).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -781,15 +782,37 @@ def check_replay(run: Run, max_evals: int, replay: ReplayFn | None = None, mode:
     return c
 
 
-def _replay_cost(run: Run, max_evals: int) -> float:
+#: how much longer a ``precision=bf16`` run's replay takes on a CPU without bf16 instructions than its committed
+#: wall time (made on AVX512-BF16): measured on an AVX2-only EPYC (2026-12-02, first evaluation, one thread),
+#: CoT quick bf16 25.9 s -> 297 s (11.5x) and CoT paper bf16 52.3 s -> 338 s (6.5x); their geometric mean.
+BF16_EMULATED_SLOWDOWN = 8.6
+
+
+@functools.lru_cache(maxsize=1)
+def _native_bf16() -> bool:
+    """Whether this CPU has bf16 matrix instructions (AVX512-BF16 or AMX); False where torch cannot say."""
+    try:
+        import torch  # noqa: PLC0415 - the reports need torch only here
+
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except Exception:  # a torch without these probes
+        return False
+
+
+def _replay_cost(run: Run, max_evals: int, native_bf16: bool | None = None) -> float:
     """The committed wall time up to the last evaluation a replay of ``max_evals`` reaches (0 = all): how
-    long that replay took when the run was made, for ordering the replays longest first."""
+    long that replay took when the run was made, for ordering the replays longest first; a bf16 run's
+    times :data:`BF16_EMULATED_SLOWDOWN` where this CPU (``native_bf16``, default: :func:`_native_bf16`) has
+    no bf16 instructions."""
     m = run.metrics
     if m is None or m.empty or "wall_s" not in m:
         return 0.0
     wall = pd.to_numeric(m["wall_s"], errors="coerce").to_numpy()
     i = len(wall) - 1 if max_evals <= 0 else min(int(max_evals), len(wall) - 1)
-    return float(wall[i]) if math.isfinite(wall[i]) else 0.0
+    cost = float(wall[i]) if math.isfinite(wall[i]) else 0.0
+    if run.settings.get("precision") == "bf16" and not (_native_bf16() if native_bf16 is None else native_bf16):
+        cost *= BF16_EMULATED_SLOWDOWN
+    return cost
 
 
 def _timed_check_replay(run: Run, max_evals: int, replay: ReplayFn | None, mode: str,
