@@ -307,7 +307,7 @@ def _compare_published_group(c: Check, row, step: int | None, g: pd.Series, runs
         c.status = PASS if within(mean, float(row.value), float(row.tolerance)) else FAIL
         c.note = f"Δ = {diff:+.3f}"
         if c.status == FAIL:
-            explained, note = pub.explain(row.suite, row.algo, row.metric, row.stat, n)
+            explained, note = pub.explain(row.suite, row.algo, row.metric, row.stat if step is None else f"{row.stat}@{step}", n)
             c.status, c.note = (EXPLAINED if explained else FAIL), c.note + note
     if n_same > 1:
         c.note += (f"; {n_same} signatures in the paper's setting (their data differ): this one is "
