@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from matplotlib.figure import Figure
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -118,3 +119,74 @@ def test_settings_of_one_algorithm_get_their_own_markers():
     m = plots.setting_markers(groups)
     assert m[("cot", "paper")] is None and m[("mle", "paper")] is None  # each algorithm's first setting: plain
     assert len({m[("cot", "paper")], m[("cot", "paper+n_train")], m[("cot", "paper+bf16")]}) == 3
+
+
+def _figures(monkeypatch, make) -> list:
+    """The matplotlib figures that ``make()`` saves, laid out as they are written."""
+    figs = []
+    save = plots._save
+
+    def keep(fig, path, dpi=plots.DPI):
+        figs.append(fig)
+        return save(fig, path, dpi)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    make()
+    for fig in figs:
+        fig.canvas.draw()
+    return figs
+
+
+def test_long_legends_stay_on_the_canvas_below_the_panels(tmp_path, monkeypatch):
+    """Many settings with long ``--set`` labels (the committed synthetic paper runs): the legend is below the
+    panels, never over them, and nothing is drawn outside the figure (the legend used to run off its left edge
+    and, in Figure 3, cover the curves)."""
+    from test_leaderboard import synthetic_curve
+
+    root = tmp_path / "runs"
+    long_set = {"g_betas": [0.9, 0.999], "g_clip": 0.25, "g_lr": 0.01, "m_betas": [0.9, 0.999], "m_lr": 0.01,
+                "m_hidden_size": 64, "rollout_update_rate": 0.8, "steps": 2000}
+    for i, algo in enumerate(["mle", "seqgan", "maligan", "cot", "cot", "cot", "cot"]):
+        over = {**long_set, "n_train": 640000 + i} if i != 3 else {}  # cot's paper setting, and 6 long ones
+        write_run(root, "synthetic", algo, "paper", i, synthetic_curve(algo, 1), config={"overrides": over})
+    runs = [r for r in load_runs(root) if r.profile == "paper"]
+    assert len({r.signature.key for r in runs if r.algo == "cot"}) == 4
+    figs = _figures(monkeypatch, lambda: plots.plot_all(root, tmp_path / "plots", runs=runs, dpi=50))
+    assert len(figs) == 3
+    for fig in figs:
+        renderer = fig.canvas.get_renderer()
+        inside = fig.bbox.padded(2)
+        for artist in [*fig.legends, *fig.texts, *(t for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label))]:
+            bb = artist.get_window_extent(renderer)
+            assert inside.contains(bb.x0, bb.y0) and inside.contains(bb.x1, bb.y1), (artist, bb, fig.bbox)
+        (legend,) = fig.legends
+        lb = legend.get_window_extent(renderer)
+        for ax in fig.axes:
+            assert not lb.overlaps(ax.get_window_extent(renderer)), "the legend covers a panel"
+        assert any("\n" in t.get_text() for t in legend.get_texts())  # the long settings are wrapped
+
+
+def test_a_diverging_run_leaves_the_axis_and_is_named(tmp_path, monkeypatch):
+    """A lower-is-better panel ends a little above the starting points and the paper's values; a run that
+    diverges past them is named in the panel with its maximum. A higher-is-better panel is never cut."""
+    from test_leaderboard import synthetic_curve
+
+    root = tmp_path / "runs"
+    write_run(root, "synthetic", "mle", "paper", 1, synthetic_curve("mle", 1))
+    bad = synthetic_curve("maligan", 1)
+    bad.loc[bad.index[-3:], "nll_test"] = [12.0, 15.0, 18.13]
+    write_run(root, "synthetic", "maligan", "paper", 1, bad)
+    runs = load_runs(root)
+    (fig,) = _figures(monkeypatch, lambda: plots.plot_curves(runs, "synthetic", "paper", tmp_path / "p", dpi=50))
+    by_title = {ax.get_title(): ax for ax in fig.axes}
+    test_ax, oracle_ax = by_title["NLL_test"], by_title["NLL_oracle"]
+    top = test_ax.get_ylim()[1]
+    assert 10.07 < top < 11.0  # above MaliGAN's published 10.07 and the starts (8.52), far below 18.13
+    (note,) = [t.get_text() for t in test_ax.texts]
+    assert "maligan rises to 18.13" in note and "mle" not in note
+    assert not oracle_ax.texts and oracle_ax.get_ylim()[1] > 10.2  # nothing diverges there: nothing cut
+
+    ax = Figure().subplots()
+    ax.plot([0, 1, 2], [0.1, 0.7, 0.9])
+    plots._clip_top(ax, "bleu-2", [("mle", np.array([0.1, 0.7, 0.9]))], [])
+    assert ax.get_ylim()[1] >= 0.9 and not ax.texts

@@ -17,12 +17,17 @@ For every suite and profile with complete runs, under ``results/plots/``:
   ln 2 and would show nothing).
 
 The x axis is logarithmic (symlog, so step 0 stays visible) when the values span more than 1.5 decades.
+For a lower-is-better metric the y axis ends a little above the worst starting point (each curve's first
+evaluation) and the paper's values: a run that diverges beyond it (MaliGAN's NLL_test reaches 18) leaves the
+axis, and the panel names it with its maximum, instead of squeezing every other curve into a sliver.
+Legends sit below the panels, long settings wrapped, and nothing is drawn outside the canvas.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -30,6 +35,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator
 
 from ..errors import TextbenchError
@@ -123,7 +129,7 @@ def _set_xscale(ax, xs: np.ndarray) -> None:
     pos = xs[np.isfinite(xs) & (xs > 0)]
     if len(pos) and pos.max() / pos.min() > 10**1.5:
         lt = float(pos.min())
-        ax.set_xscale("symlog", linthresh=lt, linscale=0.4)
+        ax.set_xscale("symlog", linthresh=lt, linscale=1.0)
         lo, hi = int(np.ceil(np.log10(lt))), int(np.floor(np.log10(pos.max())))
         ticks = [10.0**k for k in range(lo, hi + 1)]
         if xs.min() >= 0:
@@ -140,13 +146,51 @@ def _by_algo(runs: Sequence[Run]) -> dict[str, list[Run]]:
 
 
 DPI = 110
+PANEL_HEIGHT = 4.2  # inches of a figure above its legend
+#: legend entries longer than this many characters are wrapped (two columns fit a three-panel figure)
+LEGEND_WRAP = 95
+
+
+def _wrap(label: str, width: int = LEGEND_WRAP) -> str:
+    return "\n".join(textwrap.wrap(label, width, subsequent_indent="    ", break_on_hyphens=False)) or label
+
+
+def _clip_top(ax, metric: str, curves: Sequence[tuple[str, np.ndarray]], refs: Sequence[float]) -> None:
+    """For a lower-is-better ``metric``: end the y axis 8 % (of the shown span) above the highest of the curves'
+    first values and the reference lines ``refs``, when a curve rises further (it diverged); the panel names the
+    curves that leave the axis, with their maxima. ``curves``: (name, values in step order)."""
+    if catalogue.direction(metric) != "lower" or not curves:
+        return
+    vals = [np.asarray(v, float)[np.isfinite(np.asarray(v, float))] for _, v in curves]
+    firsts = [v[0] for v in vals if len(v)]
+    if not firsts:
+        return
+    lo = min(float(v.min()) for v in vals if len(v))
+    core = max(firsts + [float(r) for r in refs if np.isfinite(r)])
+    top = core + 0.08 * max(core - min(lo, *refs) if refs else core - lo, 1e-9)
+    off: dict[str, list[float]] = {}
+    for (name, _), v in zip(curves, vals):
+        if len(v) and v.max() > top:
+            off.setdefault(name, []).append(float(v.max()))
+    if not off:
+        return
+    ax.set_ylim(top=top)
+    text = "\n".join(f"{n} rises to {', '.join(f'{m:.2f}' for m in ms)}" for n, ms in off.items())
+    ax.text(0.98, 0.97, "off the axis:\n" + text, transform=ax.transAxes, ha="right", va="top", fontsize=7,
+            color="0.25", bbox=dict(boxstyle="round,pad=0.25", fc="white", ec="0.7", alpha=0.9))
+
+
+def _legend_height(labels: Sequence[str], ncols: int) -> float:
+    """Inches a figure legend of ``labels`` in ``ncols`` columns needs below the panels (fontsize 8)."""
+    lines = sum(lab.count("\n") + 1 for lab in labels)
+    return 0.2 * (-(-lines // ncols) + 1)
 
 
 def _save(fig: Figure, path: Path, dpi: int = DPI) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     FigureCanvasAgg(fig)
-    fig.savefig(tmp, dpi=dpi)
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight", pad_inches=0.1)  # a legend wider than the panels stays in
     os.replace(tmp, path)
     return path
 
@@ -204,7 +248,7 @@ def plot_curves(runs: Sequence[Run], suite: str, profile: str, out_dir: str | os
     seqgan_oracle = canon != "synthetic" or all(
         r.settings.get("oracle", pub.PUBLISHED_ORACLE) == pub.PUBLISHED_ORACLE for r in runs)
     with_paper = profile == "paper" and seqgan_oracle
-    fig = Figure(figsize=(5.0 * len(panels), 4.6), layout="constrained")
+    fig = Figure(figsize=(5.0 * len(panels), PANEL_HEIGHT), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False, sharex=True)[0]
     groups = _groups(runs)
     published = pub.published_numbers()
@@ -212,6 +256,8 @@ def plot_curves(runs: Sequence[Run], suite: str, profile: str, out_dir: str | os
     setting_marker = setting_markers(groups)
     for ax, metric in zip(axes, panels):
         xs_all = []
+        drawn: list[tuple[str, np.ndarray]] = []  # (name, values) of each curve, for the y range
+        refs: list[float] = []  # the paper's values drawn in the panel
         for (algo, _key), rs in groups.items():
             c = seed_curves(rs, metric)
             if c.empty:
@@ -227,13 +273,15 @@ def plot_curves(runs: Sequence[Run], suite: str, profile: str, out_dir: str | os
             dashed = not all(r.complete for r in rs)
             marker = setting_marker[(algo, _key)] or ("o" if len(c) <= 12 else None)
             ax.plot(xv, c["mean"], color=color, lw=1.6, ls="--" if dashed else "-", marker=marker, ms=3.5,
-                    markevery=1 if len(c) <= 12 else 0.08, label=_group_label(rs, prog["unit"] if prog else None))
+                    markevery=1 if len(c) <= 12 else 0.08, label=_wrap(_group_label(rs, prog["unit"] if prog else None)))
+            drawn.append((algo, c["max"].to_numpy(float)))
             if len(rs) > 1:
                 ax.fill_between(xv, c["min"], c["max"], color=color, alpha=0.2, lw=0)
             if with_paper:
                 p = pub.lookup(canon, algo, metric, "final")
                 if p is not None:
                     ax.axhline(float(p["value"]), color=color, ls=":", lw=1.2)
+                    refs.append(float(p["value"]))
                 if x == "updates":  # early values published per iteration: one generator update each
                     pts = published
                     pts = pts[(pts["suite"] == canon) & (pts["algo"] == algo) & (pts["metric"] == metric)
@@ -241,6 +289,7 @@ def plot_curves(runs: Sequence[Run], suite: str, profile: str, out_dir: str | os
                     if not pts.empty:
                         ax.plot(pts["step"].astype(float), pts["value"], ls="none", marker="x", ms=7, mew=1.5,
                                 color=color, label=f"{algo}: {pts['source'].iloc[0].split(' (')[0]}")
+                        refs.extend(pts["value"].astype(float))
         if canon == "synthetic" and metric == "nll_test" and seqgan_oracle:
             ax.axhline(pub.ORACLE_ENTROPY_RATE, color="0.4", ls="--", lw=1, label="oracle entropy rate (floor)")
         if metric == "jsd":
@@ -248,6 +297,7 @@ def plot_curves(runs: Sequence[Run], suite: str, profile: str, out_dir: str | os
             ax.set_ylim(bottom=0)
         if xs_all:
             _set_xscale(ax, np.concatenate(xs_all))
+        _clip_top(ax, metric, drawn, refs)
         ax.set_xlabel(UPDATES_LABEL if x == "updates" else WALL_LABEL)
         ax.set_ylabel(_label(metric))
         ax.set_title(_label(metric).split(" (")[0])
@@ -259,11 +309,11 @@ def plot_curves(runs: Sequence[Run], suite: str, profile: str, out_dir: str | os
                 handles.append(h)
                 labels.append(lab)
     if with_paper and any(pub.lookup(canon, a, m, "final") is not None for a, _ in groups for m in panels):
-        from matplotlib.lines import Line2D
-
         handles.append(Line2D([], [], color="0.2", ls=":", lw=1.2))
         labels.append("paper's final value (colour of the algorithm)")
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(2, len(labels)), fontsize=8, frameon=False)
+    ncols = min(2, len(labels))
+    fig.set_size_inches(fig.get_figwidth(), PANEL_HEIGHT + _legend_height(labels, ncols))
+    fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize=8, frameon=False)
     against = "generator updates" if x == "updates" else "wall-clock time"
     seeds = sorted({len(rs) for rs in groups.values()})
     title = (f"Suite '{suite}', profile '{profile}': metrics against {against} (line = mean over seeds, band = min–max; "
@@ -285,13 +335,14 @@ def plot_bnll_vs_jsd(runs: Sequence[Run], suite: str, profile: str, out_dir: str
             and {"bnll", "cot_jsd"} <= set(r.metrics.columns)]
     if not runs:
         return None
-    fig = Figure(figsize=(11.0, 4.4), layout="constrained")
+    fig = Figure(figsize=(11.0, PANEL_HEIGHT), layout="constrained")
     ax1, ax2 = fig.subplots(1, 2)
     ax1r = ax1.twinx()
     xs = []
     groups = _groups(runs)
     setting_marker = setting_markers(groups)
     sc = None
+    legend: list[tuple[Line2D, str]] = []  # one entry per setting, then the two line styles
     both = pd.concat([r.metrics[["step", "bnll", "cot_jsd"]].dropna() for r in runs])
     steps_range = (float(both["step"].min()), float(both["step"].max())) if len(both) else (0.0, 1.0)  # one colour scale
     for (algo, _key), rs in groups.items():
@@ -300,10 +351,9 @@ def plot_bnll_vs_jsd(runs: Sequence[Run], suite: str, profile: str, out_dir: str
         b, j = seed_curves(rs, "bnll"), seed_curves(rs, "cot_jsd")
         xs.append(b["step"].to_numpy(float))
         tag = _group_label(rs, None)
-        ax1.plot(b["step"], b["mean"], color=color, lw=1.6, marker=marker, ms=4, markevery=0.1,
-                 label=f"{tag}: balanced NLL (left)")
-        ax1r.plot(j["step"], j["mean"], color=color, lw=1.6, ls="--", marker=marker, ms=3, markevery=0.1,
-                  label=f"{tag}: JSD estimate (right)")
+        ax1.plot(b["step"], b["mean"], color=color, lw=1.6, marker=marker, ms=4, markevery=0.1)
+        ax1r.plot(j["step"], j["mean"], color=color, lw=1.6, ls="--", marker=marker, ms=3, markevery=0.1)
+        legend.append((Line2D([], [], color=color, lw=1.6, marker=marker or "o", ms=5), _wrap(tag, 110)))
         if len(rs) > 1:
             ax1.fill_between(b["step"], b["min"], b["max"], color=color, alpha=0.15, lw=0)
             ax1r.fill_between(j["step"], j["min"], j["max"], color=color, alpha=0.15, lw=0)
@@ -313,23 +363,23 @@ def plot_bnll_vs_jsd(runs: Sequence[Run], suite: str, profile: str, out_dir: str
             ds = d.loc[k]
             ax2.plot(ds["cot_jsd"], ds["bnll"], color=color, lw=0.8, alpha=0.5)
         sc = ax2.scatter(d["cot_jsd"], d["bnll"], c=d["step"], cmap="viridis", vmin=steps_range[0], vmax=steps_range[1], s=22, marker=marker or "o",
-                         edgecolors=color, linewidths=0.8, label=tag)
+                         edgecolors=color, linewidths=0.8)
     _set_xscale(ax1, np.concatenate(xs) if xs else np.array([]))
     ax1.set_xlabel("CoT iteration (= generator updates)")
     ax1.set_ylabel(_label("bnll"))
     ax1r.set_ylabel(_label("cot_jsd"))
-    ax1.set_title("balanced NLL and CoT's JSD estimate during training")
-    h1, l1 = ax1.get_legend_handles_labels()
-    h2, l2 = ax1r.get_legend_handles_labels()
-    ax1.legend(h1 + h2, l1 + l2, fontsize=7, loc="upper right")
+    ax1.set_title("during training")
     ax1.grid(True, alpha=0.3)
     if sc is not None:
         fig.colorbar(sc, ax=ax2, label="CoT iteration")
     ax2.set_xlabel(_label("cot_jsd"))
     ax2.set_ylabel(_label("bnll"))
-    ax2.set_title("balanced NLL against the JSD estimate (evaluations with both)")
-    ax2.legend(fontsize=8)
+    ax2.set_title("against each other (evaluations with both)")
     ax2.grid(True, alpha=0.3)
+    legend += [(Line2D([], [], color="0.3", lw=1.6), "solid: balanced NLL (left axis)"),
+               (Line2D([], [], color="0.3", lw=1.6, ls="--"), "dashed: JSD estimate (right axis)")]
+    fig.set_size_inches(fig.get_figwidth(), PANEL_HEIGHT + _legend_height([lab for _, lab in legend], 1))
+    fig.legend(*zip(*legend), loc="outside lower center", ncols=1, fontsize=8, frameon=False)
     fig.suptitle(f"Suite '{suite}', profile '{profile}': CoT's mediator balanced NLL and JSD estimate (the paper's "
                  "Figure 3)\nline = mean over seeds, band = min–max", fontsize=11)
     return _save(fig, Path(out_dir) / f"{suite}-{profile}-cot-bnll-vs-jsd.png", dpi)
