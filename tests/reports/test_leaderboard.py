@@ -660,3 +660,28 @@ def test_held_back_runs_are_listed_apart_never_counted(tmp_path):
     assert "seqgan" not in part.split("###")[0]
     t1 = pd.read_csv(out / "table1.csv")
     assert t1.loc[t1["algo"] == "rankgan", "n_runs"].tolist() == [0]  # the published row alone: its gap shown
+
+
+def test_progress_line_projects_only_the_phase_it_has_measured():
+    """SeqGAN's 50 D pre-training calls, then 200 adversarial epochs of five calls' work each (stored progress
+    phases): the leaderboard projected the whole run at the D pre-training pace (≈ 6.5 h left, where the
+    adversarial epochs measured 404 s each on the same CPU: ≈ 22 h). Now only the measured phase is projected."""
+    prog = {"unit": "epoch", "measures": ["generator_updates", "real_sequences"], "offset": [0, 0],
+            "segments": [[1, 50, 0, 29952], [51, 250, 1, 149760]]}
+    steps = [0, 10, 20, 30, 40, 50, 55, 60]
+    wall = [0.0, 800, 1600, 2400, 3200, 4000, 6000, 8000]  # 80 s per D call, 400 s per adversarial epoch
+
+    def run(k: int, n_evals: int) -> lb.Run:
+        return lb.Run(path=Path("x/paper-seed0"), suite="synthetic", algo="seqgan", profile="paper", seed=0,
+                      config={"settings": {"steps": 250}, "progress": prog},
+                      metrics=pd.DataFrame({"step": steps[:n_evals], "wall_s": wall[:n_evals],
+                                            "nll_oracle": 9.1, "nll_test": 8.9}),
+                      summary={"complete": False, "steps": k, "wall_s": wall[n_evals - 1]})
+
+    during_d = lb.progress_line(run(40, 5))  # 10 D calls left at 80 s; the adversarial phase not measured
+    assert "≈ 0.2 h left in its current phase (to step 50) at that phase's recent pace (80.00 s/step)" in during_d
+    assert "the 200 steps after it do other work per step, not measured yet" in during_d
+    assert "no projection" in lb.progress_line(run(50, 6))  # adversarial phase begun, no interval measured in it
+    adv = lb.progress_line(run(60, 8))  # two adversarial intervals: 400 s per epoch, 190 epochs left
+    assert "≈ 21.1 h left at its recent pace (400.00 s/step)" in adv
+    assert lb.run_phases(run(60, 8)) == [(1, 50), (51, 250)]

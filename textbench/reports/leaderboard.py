@@ -734,22 +734,61 @@ def _verdict(diff: float | None, tol: float | None) -> str:
 RECENT_INTERVALS = 10
 
 
-def recent_pace(metrics: pd.DataFrame | None, intervals: int = RECENT_INTERVALS) -> float | None:
+def recent_pace(metrics: pd.DataFrame | None, intervals: int = RECENT_INTERVALS, since_step: int = 0) -> float | None:
     """Wall seconds per step over the last ``intervals`` evaluation intervals of ``metrics`` (``step``, ``wall_s``:
-    training and evaluations, cumulative over resumed segments), or None with fewer than two evaluations. Unlike
-    the average since step 0 it follows the phase a run is in (SeqGAN's adversarial epochs cost more than its
-    D pre-training steps) and the load of the machine now."""
+    training and evaluations, cumulative over resumed segments) that start at or after ``since_step``, or None
+    with fewer than two such evaluations. Unlike the average since step 0 it follows the load of the machine now."""
     if metrics is None or "wall_s" not in metrics or len(metrics) < 2:
         return None
-    tail = metrics[["step", "wall_s"]].dropna().tail(intervals + 1)
+    tail = metrics.loc[metrics["step"] >= since_step, ["step", "wall_s"]].dropna().tail(intervals + 1)
+    if len(tail) < 2:
+        return None
     steps, wall = float(tail["step"].iloc[-1] - tail["step"].iloc[0]), float(tail["wall_s"].iloc[-1] - tail["wall_s"].iloc[0])
     return wall / steps if steps > 0 and wall > 0 else None
 
 
+def run_phases(run: Run) -> list[tuple[int, int]]:
+    """The run's phases as (first step, last step), from the unit of progress stored in config.json (one entry
+    per stretch of steps doing the same work per step: SeqGAN's D pre-training calls, then its adversarial
+    epochs, each about five D pre-training calls' work); [] when config.json does not store it."""
+    prog = (run.config or {}).get("progress")
+    segs = prog.get("segments") if isinstance(prog, dict) else None
+    try:
+        return [(int(seg[0]), int(seg[1])) for seg in segs or []]
+    except (TypeError, ValueError, IndexError):
+        return []
+
+
+def _hours_left(run: Run, k: int, total: float, wall: float) -> str:
+    """The projection of :func:`progress_line`: the current phase's remaining steps at that phase's recent pace;
+    later phases, whose work per step differs, are named as not measured rather than projected at it."""
+    m = run.metrics
+    phase = next(((a, b) for a, b in run_phases(run) if a <= k + 1 <= b), None)
+    if phase is None:  # no phases stored: one pace for the whole run
+        pace = recent_pace(m)
+        if pace is None:
+            return f"≈ {wall * (total - k) / k / 3600:.1f} h left at its average pace"
+        return f"≈ {pace * (total - k) / 3600:.1f} h left at its recent pace ({pace:.2f} s/step)"
+    first, last = phase
+    last = min(last, int(total))
+    pace = recent_pace(m, since_step=first - 1)  # the evaluation ending the previous phase starts this one's intervals
+    later = int(total) - last
+    if pace is None:
+        if first <= 1 and later == 0:  # one phase, fewer than two evaluations: the average is this phase's pace
+            return f"≈ {wall * (total - k) / k / 3600:.1f} h left at its average pace"
+        return f"the pace of its current phase (steps {first}–{last}) is not measured yet: no projection"
+    out = f"≈ {pace * (last - k) / 3600:.1f} h left"
+    if later:
+        out += (f" in its current phase (to step {last}) at that phase's recent pace ({pace:.2f} s/step); "
+                f"the {later} steps after it do other work per step, not measured yet")
+    else:
+        out += f" at its recent pace ({pace:.2f} s/step)"
+    return out
+
+
 def progress_line(run: Run) -> str:
     """Where an unfinished run stands: step k of N, its last NLL_oracle / NLL_test, hours so far and the
-    hours left at the pace of its last evaluation intervals (``recent_pace``; else its average pace so far):
-    a projection, not a measurement."""
+    hours left at the recent pace of the phase it is in (:func:`_hours_left`): a projection, not a measurement."""
     total = _finite((run.settings or {}).get("steps"))
     m = run.metrics
     if m is None or m.empty:
@@ -763,11 +802,7 @@ def progress_line(run: Run) -> str:
         out += f" ({100 * k / total:.1f} %)"
     out += f"; last evaluation (step {int(last['step'])}): {shown or '—'}"
     if wall and k and total:
-        pace = recent_pace(m)
-        if pace is not None:
-            out += f"; {wall / 3600:.2f} h so far, ≈ {pace * (total - k) / 3600:.1f} h left at its recent pace ({pace:.2f} s/step)"
-        else:
-            out += f"; {wall / 3600:.2f} h so far, ≈ {wall * (total - k) / k / 3600:.1f} h left at its average pace"
+        out += f"; {wall / 3600:.2f} h so far, {_hours_left(run, k, total, wall)}"
     return out
 
 
