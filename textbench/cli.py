@@ -245,6 +245,28 @@ def stage(runs_dir):
         click.echo("nothing to stage")
 
 
+@campaign.command()
+@click.option("--runs", "runs_dir", default="results/runs", show_default=True, type=click.Path(exists=True, file_okay=False))
+def status(runs_dir):
+    """Each unfinished run: where it stands (step k of N, last metrics, hours left) and the command that continues it."""
+    import shlex
+
+    from .engine.campaign import resume_command, unfinished
+    from .reports.leaderboard import load_runs, progress_line
+
+    shown = {str(r.path.resolve()): r for r in load_runs(runs_dir)}
+    dirs = unfinished(Path(runs_dir))
+    for rd in dirs:
+        run = shown.get(str(rd.path.resolve()))
+        click.echo(f"{rd.path}: {progress_line(run) if run is not None else 'in progress'}")
+        if rd.has_checkpoint():
+            click.echo(f"  continue: {shlex.join(resume_command(rd))}")
+        else:
+            click.echo("  no checkpoint: it cannot be continued (start it over with --force)")
+    if not dirs:
+        click.echo(f"no unfinished runs under {runs_dir}")
+
+
 @main.command(name="sweep-temperature")
 @click.option("--run", "run_dirs", required=True, multiple=True, type=click.Path(exists=True, file_okay=False),
               help="a run directory (repeat for several runs of one suite)")
