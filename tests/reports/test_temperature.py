@@ -20,6 +20,7 @@ from textbench.reports.temperature import (
     parse_temperatures,
     plot_sweeps,
     sweep,
+    sweep_paths,
     write_sweep,
 )
 
@@ -134,7 +135,7 @@ def test_a_sweep_of_a_run_made_again_is_stale_and_not_shown(tiny, tmp_path):
     out = tmp_path / "sweeps"
     write_sweep(out, run_dir, sweep(run_dir, [0.8, 1.0], 32), seed=0, n=32)
     (fresh,) = load_sweeps(out)
-    assert fresh.stale is None and "mle quick-seed0 |" in sweep_table(out)[1]
+    assert fresh.stale is None and "| mle quick-seed0 · oracle seeded · set batch_size=32, " in sweep_table(out)[1]  # its tiny settings
     rd = RunDir(run_dir)
     rd.write_config({**rd.read_config(), "git_commit": "0123456789abcdef"})
     (old,) = load_sweeps(out)
@@ -196,3 +197,35 @@ def test_leaderboard_states_which_curve_dominates(tmp_path):
     assert "mle paper-seed0 dominates the published SeqGAN value (nll_test 10.1, nll_oracle 8.68)" in md  # T = 0.8
     assert "mle paper-seed0 does not dominate the published CoT value" in md
     assert "| mle paper-seed0 | 0.7–1 (3) | 9984 | 9.110 | 8.780 | 8.200 (0.7) | 10.200 |" in md
+
+
+def test_sweeps_of_one_seed_in_two_settings_are_told_apart(tmp_path):
+    """Two CoT runs of seed 0 in the paper profile, one in another setting (``--set n_train=640000``): each row
+    and sentence names its run directory and setting (both read "cot paper-seed0" before), and only the
+    off-setting run's comparison with the published points says it is in another setting."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_leaderboard import synthetic_curve, write_run
+
+    from textbench.reports.temperature import sweep_table
+
+    root = tmp_path / "results"
+    out = root / "sweeps" / "temperature"
+    plain = write_run(root / "runs", "synthetic", "cot", "paper", 0, synthetic_curve("cot", 0))
+    other = write_run(root / "runs" / "x", "synthetic", "cot", "paper", 0, synthetic_curve("cot", 0),
+                      config={"overrides": {"n_train": 640000}})
+    other = other.rename(other.parent / "paper-seed0-set1668c873")
+    for run, pts in ((plain, [(0.8, 8.5, 8.0), (1.0, 8.03, 8.19)]), (other, [(0.8, 8.4, 7.9), (1.0, 7.9, 8.1)])):
+        csv_path, meta_path = sweep_paths(out, {"suite": "synthetic", "algo": "cot"}, run)
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        _curve(pts).to_csv(csv_path, index=False)
+        meta_path.write_text(json.dumps({"algo": "cot", "suite": "synthetic", "profile": "paper", "seed": 0,
+                                         "samples": 9984, "run": str(run)}))
+    md = sweep_table(out)[1]
+    assert "| cot paper-seed0 | 0.8–1 (2) |" in md
+    assert "| cot paper-seed0-set1668c873 · set n_train=640000 | 0.8–1 (2) |" in md
+    assert "- cot paper-seed0-set1668c873 · set n_train=640000 dominates cot paper-seed0 on" in md
+    assert "- cot paper-seed0-set1668c873 · set n_train=640000 (another setting than the paper's) dominates the published CoT" in md
+    assert "- cot paper-seed0 dominates the published CoT" in md  # the paper's setting: no such words

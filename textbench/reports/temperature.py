@@ -158,10 +158,29 @@ class Sweep:
     meta: dict
     table: pd.DataFrame
     stale: str | None = None  # why the sweep no longer describes its run (``stale_reason``), else None
+    setting: str = ""  # what sets the run apart from its profile (the leaderboard's signature label), "" = none
+    published_setting: bool = True  # the run is in the paper's setting: its curve is comparable with the paper's points
 
     @property
     def label(self) -> str:
-        return f"{self.meta['algo']} {self.meta['profile']}-seed{self.meta['seed']}"
+        """The run by its directory name (which carries the ``-set`` hash), and its setting when it has one:
+        ``cot paper-seed0-set1668c873 · set n_train=640000, steps=10000``."""
+        name = Path(str(self.meta["run"])).name if self.meta.get("run") else f"{self.meta['profile']}-seed{self.meta['seed']}"
+        return f"{self.meta['algo']} {name}" + (f" · {self.setting}" if self.setting else "")
+
+
+def _run_setting(meta: dict) -> tuple[str, bool]:
+    """(setting label, in the paper's setting) of a sweep's run, as the leaderboard names it; ("", True) when the
+    run cannot be read (a stale sweep, whose reason is shown instead)."""
+    from .leaderboard import run_signature
+
+    run = Path(str(meta.get("run") or ""))
+    try:
+        cfg = rundir.RunDir(run).read_config()
+    except TextbenchError:
+        return "", True
+    sig = run_signature(cfg["suite"], cfg["algo"], cfg["profile"], cfg, run)
+    return sig.setting, sig.published_setting
 
 
 def stale_reason(meta: dict) -> str | None:
@@ -193,7 +212,7 @@ def load_sweeps(out_dir: Path = DEFAULT_OUT, suite: str | None = None) -> list[S
         table = pd.read_csv(csv_path)
         if "temperature" not in table.columns or table.empty:
             raise TextbenchError(f"{csv_path}: not a temperature sweep (no temperature column or no rows)")
-        found.append(Sweep(meta, table, stale_reason(meta)))
+        found.append(Sweep(meta, table, stale_reason(meta), *_run_setting(meta)))
     return found
 
 
@@ -245,7 +264,7 @@ def plot_sweeps(sweeps: Sequence[Sweep], out_path: Path) -> Path:
     published final numbers of the suite's table as hollow diamonds."""
     from matplotlib.figure import Figure
 
-    from .plots import _save, algo_color
+    from .plots import PANEL_HEIGHT, _legend_height, _save, _wrap, algo_color
 
     if not sweeps:
         raise TextbenchError("no temperature sweeps to plot")
@@ -253,12 +272,15 @@ def plot_sweeps(sweeps: Sequence[Sweep], out_path: Path) -> Path:
     if len(suites) != 1:
         raise TextbenchError(f"sweeps of several suites ({', '.join(sorted(suites))}): plot one suite at a time")
     axes = axes_for(suites.pop())
-    fig = Figure(figsize=(8.6, 4.8), layout="constrained")  # room for the legend beside the axes
+    fig = Figure(figsize=(8.6, PANEL_HEIGHT), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
+    seen: dict[str, int] = {}  # runs of one algorithm: its colour, told apart by the line style
     for s in sweeps:
         t = s.table.dropna(subset=[axes.x, axes.y])
         color = algo_color(s.meta["algo"])
-        ax.plot(t[axes.x], t[axes.y], color=color, lw=1.4, marker="o", ms=2.5, label=s.label)
+        style = ("-", "--", ":", "-.")[seen.get(s.meta["algo"], 0) % 4]
+        seen[s.meta["algo"]] = seen.get(s.meta["algo"], 0) + 1
+        ax.plot(t[axes.x], t[axes.y], color=color, lw=1.4, ls=style, marker="o", ms=2.5, label=_wrap(s.label, 110))
         one = t[(t["temperature"] - 1.0).abs() < 1e-9]
         if not one.empty:
             ax.plot(one[axes.x], one[axes.y], ls="none", marker="*", ms=11, color=color, mec="black", mew=0.6)
@@ -274,7 +296,9 @@ def plot_sweeps(sweeps: Sequence[Sweep], out_path: Path) -> Path:
     ax.set_title(f"{sweeps[0].meta['suite']}: quality vs diversity over temperature T = {temps.min():g}–{temps.max():g} "
                  f"(★ = T 1; {'/'.join(map(str, n))} samples)", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.set_size_inches(fig.get_figwidth(), PANEL_HEIGHT + _legend_height(labels, 1))
+    fig.legend(handles, labels, loc="outside lower center", ncols=1, fontsize=8, frameon=False)
     return _save(fig, Path(out_path), dpi=120)
 
 
@@ -319,19 +343,21 @@ def sweep_table(sweeps_dir: Path = DEFAULT_OUT) -> tuple[pd.DataFrame, str]:
             t1 = (f"{row[f'{axes.y}_t1']:.3f}", f"{row[f'{axes.x}_t1']:.3f}") if len(one) else ("—", "—")
             lines.append(f"| {w.label} | {row['t_min']:g}–{row['t_max']:g} ({len(t)}) | {row['samples']} | {t1[0]} | {t1[1]} | "
                          f"{row[f'{axes.y}_best']:.3f} ({row['t_best']:g}) | {row[f'{axes.x}_at_best']:.3f} |")
-        lines += ["", "Dominance (between runs of one profile; against the published values for `paper` runs):", ""]
+        lines += ["", "Dominance (between runs of one profile; against the published values for `paper` runs, "
+                  "those in another setting than the paper's saying so):", ""]
         published = published_points(suite)
         for i, a in enumerate(ours):
             for b in ours[i + 1 :]:
                 if a.meta["profile"] == b.meta["profile"]:
                     lines.append(f"- {dominance(a, b)}")
+            other = "" if a.published_setting else " (another setting than the paper's)"
             for p in published if a.meta["profile"] == "paper" else []:
                 name = p.meta["name"]
                 if dominates(a.table, p.table, axes):
-                    lines.append(f"- {a.label} dominates the {name} value ({axes.x} {p.table[axes.x].iloc[0]:g}, "
+                    lines.append(f"- {a.label}{other} dominates the {name} value ({axes.x} {p.table[axes.x].iloc[0]:g}, "
                                  f"{axes.y} {p.table[axes.y].iloc[0]:g}): some temperature beats it on both axes")
                 else:
-                    lines.append(f"- {a.label} does not dominate the {name} value ({axes.x} {p.table[axes.x].iloc[0]:g}, "
+                    lines.append(f"- {a.label}{other} does not dominate the {name} value ({axes.x} {p.table[axes.x].iloc[0]:g}, "
                                  f"{axes.y} {p.table[axes.y].iloc[0]:g}) at the swept temperatures")
         lines.append("")
     if not sweeps:
