@@ -242,6 +242,7 @@ def test_tables_written_with_published_values_and_links(runs_dir, tmp_path):
     assert rankgan["n_runs"] == 0 and rankgan["nll_oracle_final_paper"] == 8.37
     md = (out / "table1.md").read_text()
     assert "NLL_oracle final (nats/token)" in md
+    assert "at sampling temperature T = 1" in md and "[temperature.md](temperature.md)" in md  # the page beside it
     assert "(../runs/synthetic/cot/paper-seed1/config.json)" in md
     assert "synthetic/cot/paper-seed4" in md
     paper_part, rest = md.split("### In progress — not results")

@@ -965,6 +965,10 @@ def _build_table(spec: TableSpec, agg: pd.DataFrame, runs: Sequence[Run], suites
         + ("; *best NLL_oracle + NLL_test* = the pair at the evaluation minimising their sum" if spec.kind == "synthetic" else "")
         + ". Wall time is the training wall-clock per run, in seconds (not reproducible).",
         "",
+        "Every value is at sampling temperature T = 1, as published. One number at T = 1 can flatter or hide an "
+        "algorithm: the quality–diversity curves over T of the swept runs, and which curve or published point "
+        "dominates which, are in [temperature.md](temperature.md).",
+        "",
     ]
     if explained:
         head += ["‡ a failure explained with evidence (`textbench regress` reports it as *explained*, never as a pass): "
