@@ -229,3 +229,22 @@ def test_sweeps_of_one_seed_in_two_settings_are_told_apart(tmp_path):
     assert "- cot paper-seed0-set1668c873 · set n_train=640000 dominates cot paper-seed0 on" in md
     assert "- cot paper-seed0-set1668c873 · set n_train=640000 (another setting than the paper's) dominates the published CoT" in md
     assert "- cot paper-seed0 dominates the published CoT" in md  # the paper's setting: no such words
+
+
+def test_at_quality_interpolates_between_the_bracketing_temperatures(tmp_path):
+    """Where a curve reaches a published quality, by hand: NLL_oracle 8.0 at T 0.6 and 8.4 at 0.7 reach 8.19 at
+    T 0.6475, NLL_test there 7.9 + 0.475 · (7.7 − 7.9) = 7.805; a quality outside the swept range is not reached;
+    the leaderboard's "At the published quality" rows (CoT's published 8.19 / 8.03)."""
+    from textbench.reports.temperature import at_quality, sweep_table
+
+    curve = _curve([(0.7, 7.7, 8.4), (0.6, 7.9, 8.0), (1.0, 7.5, 9.3)])  # unsorted on purpose
+    t, x = at_quality(curve, SYNTHETIC_AXES, 8.19)
+    assert t == pytest.approx(0.6475) and x == pytest.approx(7.805)
+    assert at_quality(curve, SYNTHETIC_AXES, 7.5) is None and at_quality(curve, SYNTHETIC_AXES, 9.3) == (1.0, 7.5)
+    out = tmp_path / "sweeps"
+    (out / "synthetic" / "cot").mkdir(parents=True)
+    curve.to_csv(out / "synthetic" / "cot" / "paper-seed0-temperature.csv", index=False)
+    (out / "synthetic" / "cot" / "paper-seed0-temperature.json").write_text(
+        json.dumps({"algo": "cot", "suite": "synthetic", "profile": "paper", "seed": 0, "samples": 9984}))
+    md = sweep_table(out)[1]
+    assert "| cot paper-seed0 | 8.19 | 0.65 | 7.805 | 8.03 | -0.225 |" in md

@@ -15,7 +15,9 @@ and the seconds it took) beside ``...-temperature.json`` (the run directory, the
 commit, seed, samples, temperatures, machine). ``dominance`` compares two curves on a suite's
 (diversity, quality) axes: run A dominates run B when every point of B is weakly beaten in both coordinates by
 some point of A (a point-wise Pareto test on the swept temperatures); otherwise neither dominates (the
-curves cross) — the question the paper asks of a GAN against MLE at T = 1.
+curves cross) — the question the paper asks of a GAN against MLE at T = 1. ``at_quality`` reads a curve at a
+published quality (the temperature reaching it and the diversity metric there), so a published row can be
+placed on our curve: the leaderboard's "At the published quality" table.
 """
 
 from __future__ import annotations
@@ -316,6 +318,20 @@ def published_points(suite: str) -> list[Sweep]:
     return out
 
 
+def at_quality(table: pd.DataFrame, axes: Axes, quality: float) -> tuple[float, float] | None:
+    """(T, diversity metric) where the curve reaches ``quality`` on its quality axis, by linear interpolation in T
+    between the two swept temperatures around the first crossing (in order of T); None if no two neighbouring
+    points bracket it."""
+    t = table.dropna(subset=[axes.x, axes.y]).sort_values("temperature")
+    temps, xs, ys = (t[c].to_numpy(float) for c in ("temperature", axes.x, axes.y))
+    for i in range(len(t) - 1):
+        lo, hi = sorted((ys[i], ys[i + 1]))
+        if lo <= quality <= hi:
+            f = 0.0 if ys[i + 1] == ys[i] else (quality - ys[i]) / (ys[i + 1] - ys[i])
+            return float(temps[i] + f * (temps[i + 1] - temps[i])), float(xs[i] + f * (xs[i + 1] - xs[i]))
+    return None
+
+
 def sweep_table(sweeps_dir: Path = DEFAULT_OUT) -> tuple[pd.DataFrame, str]:
     """The leaderboard's quality–diversity table: per swept run, its point at T = 1 and its best quality, and
     which curve dominates which (swept runs against each other and against the published final values)."""
@@ -343,6 +359,27 @@ def sweep_table(sweeps_dir: Path = DEFAULT_OUT) -> tuple[pd.DataFrame, str]:
             t1 = (f"{row[f'{axes.y}_t1']:.3f}", f"{row[f'{axes.x}_t1']:.3f}") if len(one) else ("—", "—")
             lines.append(f"| {w.label} | {row['t_min']:g}–{row['t_max']:g} ({len(t)}) | {row['samples']} | {t1[0]} | {t1[1]} | "
                          f"{row[f'{axes.y}_best']:.3f} ({row['t_best']:g}) | {row[f'{axes.x}_at_best']:.3f} |")
+        matched = []
+        pub_by_algo = {p.meta["algo"]: p for p in published_points(suite)}
+        for w in ours:
+            p = pub_by_algo.get(w.meta["algo"]) if w.meta["profile"] == "paper" else None
+            if p is None:
+                continue
+            px, py = float(p.table[axes.x].iloc[0]), float(p.table[axes.y].iloc[0])
+            hit = at_quality(w.table, axes, py)
+            other = "" if w.published_setting else " (another setting)"
+            if hit is None:
+                matched.append(f"| {w.label}{other} | {py:g} | not reached at the swept temperatures | — | {px:g} | — |")
+            else:
+                matched.append(f"| {w.label}{other} | {py:g} | {hit[0]:.2f} | {hit[1]:.3f} | {px:g} | {hit[1] - px:+.3f} |")
+        if matched:
+            lines += ["", f"At the published quality: the temperature at which each `paper` run's curve reaches its "
+                      f"algorithm's published {axes.y} (linear between the two swept temperatures around it), and its "
+                      f"{axes.x} there beside the published one (Δ = ours − paper; {'lower' if axes.x_lower_is_better else 'higher'} "
+                      f"is more diverse). A published row that is a sharper point of a curve like ours shows as T < 1 "
+                      f"with Δ ≤ 0.", "",
+                      f"| run | published {axes.y} | T reaching it | our {axes.x} there | published {axes.x} | Δ |",
+                      "| --- | ---: | ---: | ---: | ---: | ---: |", *matched]
         lines += ["", "Dominance (between runs of one profile; against the published values for `paper` runs, "
                   "those in another setting than the paper's saying so):", ""]
         published = published_points(suite)
